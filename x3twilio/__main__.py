@@ -1,0 +1,3 @@
+from x3twilio.cli import cli
+
+cli()

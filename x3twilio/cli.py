@@ -1,0 +1,216 @@
+"""The command line: parse arguments, load config, call the library, render the result.
+
+Imports of anything heavy happen inside commands: cron starts this every minute.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from x3twilio import __version__
+from x3twilio.errors import ExitCode, X3TwilioError
+
+if TYPE_CHECKING:
+    from x3twilio.config import Config
+    from x3twilio.pipeline import RunReport
+
+
+@dataclass
+class App:
+    config_option: str | None
+    state_dir: str | None
+    verbose: bool
+    quiet: bool
+
+    def config(self) -> Config:
+        from x3twilio.config import config_path, load_config
+
+        return load_config(config_path(self.config_option), state_dir=self.state_dir)
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text)
+
+
+class Group(click.Group):
+    """Turns every operator-facing error into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except X3TwilioError as exc:
+            if _verbose(ctx):
+                traceback.print_exc()
+            click.echo(f"x3twilio: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug: say so, and show the traceback only with -v
+            if _verbose(ctx):
+                traceback.print_exc()
+            click.echo(f"x3twilio: internal error: {exc!r} (run with -v for the traceback)",
+                       err=True)
+            ctx.exit(ExitCode.INTERNAL)
+
+
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.verbose)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_option", metavar="PATH",
+              help="Configuration file [default: $X3TWILIO_CONFIG, else ./x3twilio.yaml].")
+@click.option("--state-dir", metavar="DIR", help="State directory (overrides the config's).")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well.")
+@click.version_option(__version__, prog_name="x3twilio")
+@click.pass_context
+def cli(ctx: click.Context, config_option: str | None, state_dir: str | None,
+        verbose: bool, quiet: bool) -> None:
+    """Tell suppliers and finance about Sage X3 events by SMS, from cron.
+
+    \b
+    Exit codes: 0 ok · 1 some items failed (see `audit`, retry with `replay`)
+    2 usage · 69 X3/Twilio unavailable · 70 internal error · 75 another run
+    holds the lock · 78 invalid configuration.
+    """
+    ctx.obj = App(config_option, state_dir, verbose, quiet)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Decide and print; send nothing, write no state.")
+@click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source.")
+@click.option("--since", metavar="ISO8601", help="Read changes from this UTC time.")
+@click.pass_obj
+def poll(app: App, dry_run: bool, sources: tuple[str, ...], since: str | None) -> None:
+    """Run one polling pass: X3 changes → rules → outbox → Twilio → audit.
+
+    \b
+    Example:
+      */2 * * * * x3twilio -q --config /etc/x3twilio.yaml poll
+    """
+    from x3twilio.pipeline import Poller
+
+    config = app.config()
+    unknown = [s for s in sources if s not in {x.name for x in config.used_sources()}]
+    if unknown:
+        raise click.BadParameter(f"no rule reads source {unknown[0]!r}", param_hint="--source")
+    report = Poller(config, dry_run=dry_run, only=sources, since=_since(since)).run()
+    if dry_run:
+        _print_decisions(report)
+    else:
+        app.say(_summary(report))
+    sys.exit(report.exit_code)
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    from x3twilio.sources import parse_stamp
+
+    try:
+        return parse_stamp(text if text[-1:] in "Zz" or "+" in text else text + "Z")
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint="--since")
+
+
+def _summary(report: RunReport) -> str:
+    c = report.counts
+    return (f"poll: {c['records']} records read, {c['queued']} queued, {c['sent']} sent, "
+            f"{c['failed']} failed, {c['skipped']} skipped, {c['duplicate']} duplicates")
+
+
+def _print_decisions(report: RunReport) -> None:
+    rows = [(n.rule, n.record, n.to, n.reason or "would send", n.body) for n in report.decided]
+    headers = ("rule", "record", "to", "outcome", "message")
+    if not sys.stdout.isatty():
+        click.echo("\t".join(headers))
+        for row in rows:
+            click.echo("\t".join(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*headers, title=f"{len(rows)} notification(s) would be decided (dry run)")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@cli.command()
+@click.option("--offline", is_flag=True, help="Validate the configuration only; no network.")
+@click.pass_obj
+def check(app: App, offline: bool) -> None:
+    """Validate the configuration and rules, then reach X3 and Twilio.
+
+    \b
+    Example:
+      x3twilio --config x3twilio.yaml check --offline
+    """
+    config = app.config()
+    app.say(f"{config.file}: valid ({len(config.rules)} rules over "
+            f"{len(config.used_sources())} sources)")
+    if offline:
+        return
+    from x3twilio.doctor import check_online
+
+    for line in check_online(config):
+        app.say(line)
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep config, state and audit here [default: a new temp dir].")
+@click.pass_obj
+def demo(app: App, workdir: Path | None) -> None:
+    """Run the whole loop against the built-in simulators.
+
+    \b
+    Example:
+      x3twilio demo --workdir ./demo
+    """
+    from x3twilio.demo import run_demo
+
+    run_demo(workdir, echo=app.say)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--x3-port", default=8124, show_default=True)
+@click.option("--twilio-port", default=8125, show_default=True)
+@click.option("--latency-ms", default=0.0, show_default=True, help="Delay every answer.")
+@click.option("--write-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a configuration that works against these simulators.")
+@click.pass_obj
+def sim(app: App, host: str, x3_port: int, twilio_port: int, latency_ms: float,
+        write_config: Path | None) -> None:
+    """Run the X3 and Twilio simulators until interrupted.
+
+    \b
+    Example:
+      x3twilio sim --write-config sim.yaml &
+      x3twilio --config sim.yaml poll --since 2020-01-01T00:00:00Z
+    """
+    from x3twilio.demo import run_simulators
+
+    run_simulators(host, x3_port, twilio_port, latency_ms, write_config, echo=app.say)
+
+
+def _not_yet(name: str, issue: str) -> None:
+    @cli.command(name, context_settings={"ignore_unknown_options": True},
+                 help=f"Not available yet ({issue}).", add_help_option=True)
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        raise click.UsageError(f"`{name}` is not available yet: it arrives with {issue}")
+
+
+for _name, _issue in (("ingest", "the inbound work"), ("replay", "the reliability work"),
+                      ("audit", "the reliability work"), ("serve", "the inbound work")):
+    _not_yet(_name, _issue)

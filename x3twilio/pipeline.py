@@ -1,0 +1,267 @@
+"""One polling pass: X3 changes → rules → outbox → Twilio → audit, in that order."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from x3twilio.audit import AuditLog, iso_ms, new_run_id, utc_now
+from x3twilio.config import Config
+from x3twilio.errors import ExitCode, RemoteError, X3Error
+from x3twilio.outbox import Notification, Outbox, notification_id
+from x3twilio.phones import to_e164
+from x3twilio.rules import Recipient, Rule
+from x3twilio.senders.twilio import TwilioSender
+from x3twilio.sources import Record, Source, decode, parse_stamp
+from x3twilio.state import Watermarks, run_lock
+from x3twilio.transport import Retrier, make_session
+from x3twilio.x3.partners import PartnerDirectory
+from x3twilio.x3.rest import RestClient
+
+MAX_BODY = 1600  # Twilio's limit for a concatenated SMS
+RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a transient failure and the next try
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    counts: Counter[str] = field(default_factory=Counter)
+    decided: list[Notification] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PARTIAL if self.counts["failed"] else ExitCode.OK
+
+
+@dataclass
+class _Target:
+    identity: str  # what the idempotency key sees: the E.164 number or the raw text
+    to: str
+    reason: str | None = None  # why it is skipped, if it is
+
+
+def stamp_literal(moment: datetime) -> str:
+    """An X3 UTC datetime as written in stamps and SData literals: 2024-05-02T09:14:07Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Poller:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        dry_run: bool = False,
+        only: tuple[str, ...] = (),
+        since: datetime | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config, self.dry_run, self.since, self.clock = config, dry_run, since, clock
+        self.sources = [s for s in config.used_sources() if not only or s.name in only]
+        session = make_session()
+        retrier = Retrier(config.retry, sleep=sleep)
+        self.x3 = RestClient(config.x3, session, retrier)
+        self.partners = PartnerDirectory(self.x3)
+        self.sender = TwilioSender(config.twilio, config.public_url, session, retrier)
+        self.report = RunReport(new_run_id(clock()))
+        self._x3_now: datetime | None = None
+
+    def run(self) -> RunReport:
+        if self.dry_run:
+            self.outbox = Outbox(self.config.state_dir, readonly=True)
+            self._decide_all()
+            return self.report
+        with run_lock(self.config.state_dir):
+            self.outbox = Outbox(self.config.state_dir)
+            self.audit = AuditLog(self.config.state_dir, self.report.run_id, self.clock)
+            self.audit.write("run.started", command="poll",
+                             sources=[s.name for s in self.sources])
+            try:
+                self._decide_all()
+                self._send_due()
+            except RemoteError as exc:
+                self._finish(error=str(exc))
+                raise
+            self._finish()
+        return self.report
+
+    def _finish(self, error: str | None = None) -> None:
+        self.audit.write("run.finished", counts=dict(self.report.counts), error=error,
+                         exit_code=self.report.exit_code if error is None else ExitCode.UNAVAILABLE)
+        self.audit.close()
+        self.outbox.close()
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def _decide_all(self) -> None:
+        watermarks = Watermarks(self.config.state_dir)
+        for source in self.sources:
+            rules = [r for r in self.config.rules if r.source == source.name]
+            change_rules = [r for r in rules if r.due is None]
+            if change_rules:
+                self._poll_changes(source, change_rules, watermarks)
+            for rule in rules:
+                if rule.due is not None:
+                    self._poll_due(source, rule)
+
+    def x3_now(self) -> datetime:
+        """X3's clock, read once per run: it bounds the change window (never the cron host's)."""
+        if self._x3_now is None:
+            self._x3_now = self.x3.server_time(self.sources[0])
+        return self._x3_now
+
+    def _poll_changes(self, source: Source, rules: list[Rule], watermarks: Watermarks) -> None:
+        lookback = timedelta(seconds=self.config.x3.lookback)
+        hi = self.x3_now() - timedelta(seconds=self.config.x3.settle)
+        mark = watermarks.get(source.name)
+        baseline = self.since is None and mark is None  # first run: starts from now
+        if self.since is not None:
+            lo = self.since
+        else:
+            lo = (parse_stamp(mark) if mark else hi) - lookback
+        ts = source.timestamp
+        where = f"({ts} ge @{stamp_literal(lo)}@) and ({ts} lt @{stamp_literal(hi)}@)"
+        newest: datetime | None = None
+        for records in self._pages(source, _and(where, source.where)):
+            fresh = [r for r in records if not self.outbox.is_seen(source.name, r.key, r.stamp)]
+            notes = [] if baseline else [n for r in fresh for n in self._decide(rules, r)]
+            self._store([(source.name, r.key, r.stamp) for r in fresh], notes, report_dupes=True)
+            for r in records:
+                stamp = parse_stamp(r.stamp)
+                newest = stamp if newest is None or stamp > newest else newest
+        if self.dry_run:
+            return
+        if newest is not None or baseline:
+            watermarks.save(source.name, stamp_literal(newest or hi))
+        self.outbox.prune_seen(source.name, stamp_literal(lo))
+
+    def _poll_due(self, source: Source, rule: Rule) -> None:
+        assert rule.due is not None
+        today = self.x3_now().date()
+        f = source.field_by_name(rule.due.field)
+        code = f.code if f else rule.due.field
+        last = today + timedelta(days=rule.due.days)
+        where = f"({code} ge @{today.isoformat()}@) and ({code} le @{last.isoformat()}@)"
+        where = _and(_and(where, source.open_where), source.where)
+        for records in self._pages(source, where):
+            notes = [n for r in records for n in self._decide([rule], r)]
+            self._store([], notes, report_dupes=False)
+
+    def _pages(self, source: Source, where: str) -> Iterator[list[Record]]:
+        for page in self.x3.query(source, where):
+            records = []
+            for raw in page.resources:
+                try:
+                    records.append(decode(source, raw))
+                except ValueError as exc:
+                    raise X3Error(f"{source.x3_class} sent a record this tool cannot read: "
+                                  f"{exc}") from None
+            self.report.counts["records"] += len(records)
+            yield records
+
+    def _decide(self, rules: list[Rule], record: Record) -> list[Notification]:
+        today = self.x3_now().date()
+        out = []
+        for rule in rules:
+            if not rule.matches(record, today):
+                continue
+            body = rule.template.render(record.value)[:MAX_BODY]
+            once = [str(record.value(name)) for name in rule.once_per]
+            for recipient in rule.recipients:
+                for target in self._targets(recipient, record):
+                    nid = notification_id(rule.name, record.source.name, record.key, *once,
+                                          rule.channel, target.identity)
+                    status = "skipped" if target.reason else "pending"
+                    out.append(Notification(nid, rule.name, record.source.name, record.key,
+                                            rule.channel, target.to, body, status, target.reason))
+        return out
+
+    def _targets(self, recipient: Recipient, record: Record) -> list[_Target]:
+        if recipient.kind == "number":
+            return [_Target(recipient.value, recipient.value)]
+        if recipient.kind == "group":
+            return [_Target(n, n) for n in self.config.groups[recipient.value]]
+        partner = record.partner
+        if partner is None:
+            return [_Target("none", "", "no_recipient")]
+        kind, code = partner
+        if recipient.value not in ("partner", kind):
+            return []  # e.g. a supplier-only rule over an open item of a customer
+        phone = self.partners.mobile(kind, code)
+        if phone is None:
+            return [_Target(f"{kind}:{code}:none", "", "no_recipient")]
+        number = to_e164(phone.text, phone.country or self.config.region)
+        if number is None:
+            return [_Target(f"{kind}:{code}:{phone.text}", phone.text, "invalid_number")]
+        return [_Target(number, number)]
+
+    def _store(
+        self, seen: list[tuple[str, str, str]], notes: list[Notification], report_dupes: bool
+    ) -> None:
+        if self.dry_run:
+            new = [n for n in notes if not self.outbox.exists(n.id)]
+            self.report.decided.extend(new)
+            self.report.counts["decided"] += len(new)
+            return
+        added = self.outbox.add(seen, notes, iso_ms(self.clock()))
+        for n in added:
+            event = "notification.skipped" if n.status == "skipped" else "notification.queued"
+            self._audit(event, n, reason=n.reason)
+            self.report.counts["skipped" if n.status == "skipped" else "queued"] += 1
+        if report_dupes and len(added) < len(notes):
+            new_ids = {n.id for n in added}
+            for n in notes:
+                if n.id not in new_ids:
+                    self._audit("notification.skipped", n, status="skipped", reason="duplicate")
+                    self.report.counts["duplicate"] += 1
+        self.report.decided.extend(added)
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _send_due(self) -> None:
+        for n in self.outbox.due(iso_ms(self.clock())):
+            self._send_one(n)
+
+    def _send_one(self, n: Notification) -> None:
+        in_flight = parse_stamp(n.in_flight_since) if n.in_flight_since else None
+        n = self.outbox.mark_sending(n, iso_ms(self.clock()))
+        try:
+            sid = self.sender.send(n, in_flight)
+        except RemoteError as exc:
+            self._failed(n, exc)
+            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
+                raise  # the service is down or refuses us: stop, the rest stays queued
+            return
+        self.outbox.mark_sent(n, sid, iso_ms(self.clock()))
+        self._audit("notification.sent", n, status="sent", provider_id=sid, attempt=n.attempts)
+        self.report.counts["sent"] += 1
+
+    def _failed(self, n: Notification, exc: RemoteError) -> None:
+        now = self.clock()
+        retry_at = None
+        if exc.transient or exc.status in (401, 403):
+            delay = min(RETRY_FIRST * 2 ** (n.attempts - 1), RETRY_CAP)
+            retry_at = iso_ms(now + timedelta(seconds=delay))
+        ambiguous = exc.transient and exc.code != 20429
+        self.outbox.mark_failed(n, iso_ms(now), exc.code, exc.message, retry_at, ambiguous)
+        error = {"code": exc.code, "message": exc.message, "permanent": retry_at is None}
+        self._audit("notification.failed", n, status="failed", attempt=n.attempts, error=error)
+        self.report.counts["failed"] += 1
+
+    def _audit(self, event: str, n: Notification, **extra: Any) -> None:
+        fields: dict[str, Any] = {
+            "id": n.id, "rule": n.rule, "source": n.source, "record": n.record,
+            "channel": n.channel, "to": n.to, "status": n.status,
+        }
+        if event == "notification.queued":
+            fields["body"] = n.body
+        fields.update(extra)
+        self.audit.write(event, **fields)
+
+
+def _and(where: str, extra: str | None) -> str:
+    return f"{where} and ({extra})" if extra else where

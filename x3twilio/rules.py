@@ -1,0 +1,272 @@
+"""Rules: which records of a source notify whom, on which channel, with what text."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from x3twilio.phones import is_e164
+from x3twilio.sources import Record, Source, parse_stamp
+from x3twilio.templates import Template, TemplateError, compile_template
+from x3twilio.yamlnode import Node
+
+CHANNELS = ("sms",)
+PARTNER_WORDS = ("supplier", "customer", "partner")
+_DUE = re.compile(r"^\s*(\w+)\s+(?:within\s+(\d+)\s+days?|(today))\s*$")
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "in": lambda value, options: value in options,
+    "not_in": lambda value, options: value not in options,
+    "exists": lambda value, wanted: (value not in (None, "")) == wanted,
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    op: str
+    value: Any
+
+    def holds(self, record: Record) -> bool:
+        actual = record.value(self.name)
+        if actual is None and self.op not in ("exists", "ne", "not_in"):
+            return False
+        try:
+            return _OPERATORS[self.op](actual, self.value)
+        except TypeError:  # e.g. a date compared with garbage: not a match
+            return False
+
+    def describe(self) -> str:
+        return f"{self.name} {self.op} {self.value!r}"
+
+
+@dataclass(frozen=True)
+class DueTrigger:
+    """`due_date within 3 days`: fires while today <= field <= today + days."""
+
+    field: str
+    days: int
+
+    def holds(self, record: Record, today: date) -> bool:
+        value = record.value(self.field)
+        if isinstance(value, datetime):
+            value = value.date()
+        return isinstance(value, date) and today <= value <= today + timedelta(self.days)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    kind: str  # "number", "group" or "partner"
+    value: str  # E.164, group name, or supplier/customer/partner
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    source: str
+    conditions: tuple[Condition, ...]
+    due: DueTrigger | None
+    once_per: tuple[str, ...]
+    recipients: tuple[Recipient, ...]
+    channel: str
+    template: Template
+
+    def matches(self, record: Record, today: date) -> bool:
+        if self.due and not self.due.holds(record, today):
+            return False
+        return all(c.holds(record) for c in self.conditions)
+
+
+def load_rules(
+    node: Node, sources: Mapping[str, Source], groups: Mapping[str, tuple[str, ...]]
+) -> tuple[Rule, ...]:
+    items = node.get("rules", list, [])
+    rules = [_load_rule(Node(node.file, node.where("rules"), {}), i, item, sources, groups)
+             for i, item in enumerate(items)]
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.name in seen:
+            raise node.error("rules", f"[{i}] duplicate rule name {rule.name!r}")
+        seen.add(rule.name)
+    return tuple(rules)
+
+
+def _load_rule(
+    parent: Node,
+    index: int,
+    item: Any,
+    sources: Mapping[str, Source],
+    groups: Mapping[str, tuple[str, ...]],
+) -> Rule:
+    spec = Node(parent.file, parent.where(index), item)
+    source_name = spec.get("source", str)
+    if source_name not in sources:
+        raise spec.error("source", f"unknown source {source_name!r}; known: "
+                         + ", ".join(sorted(sources)))
+    source = sources[source_name]
+    due = _load_due(spec, source) if spec.has("due") else None
+    conditions = _load_conditions(spec.child("when"), source)
+    once_per = tuple(spec.get("once_per", list, [due.field] if due else []))
+    for i, name in enumerate(once_per):
+        if not source.knows(name):
+            raise spec.error("once_per", f"[{i}] unknown field {name!r} of {source_name}")
+    channel = spec.get("channel", str, "sms")
+    if channel not in CHANNELS:
+        raise spec.error("channel", f"unsupported channel {channel!r}; expected sms")
+    try:
+        template = compile_template(spec.get("message", str), _kinds(source))
+    except TemplateError as exc:
+        raise spec.error("message", str(exc)) from None
+    rule = Rule(
+        name=spec.get("name", str),
+        source=source_name,
+        conditions=conditions,
+        due=due,
+        once_per=once_per,
+        recipients=_load_recipients(spec, source, groups),
+        channel=channel,
+        template=template,
+    )
+    spec.done()
+    if not conditions and not due:
+        raise spec.error("when", "a rule needs conditions (when:) or a due: trigger")
+    return rule
+
+
+def _kinds(source: Source) -> dict[str, str]:
+    return {name: source.kind_of(name) for name in source.names()}
+
+
+def _load_due(spec: Node, source: Source) -> DueTrigger:
+    text = spec.get("due", str)
+    match = _DUE.match(text)
+    if not match:
+        raise spec.error("due", f"expected 'FIELD within N days' or 'FIELD today', got {text!r}")
+    name = match[1]
+    if not source.knows(name) or source.kind_of(name) not in ("date", "datetime", "raw"):
+        raise spec.error("due", f"{name!r} is not a date field of {source.name}")
+    return DueTrigger(name, int(match[2] or 0))
+
+
+def _load_conditions(node: Node, source: Source) -> tuple[Condition, ...]:
+    conditions = []
+    for key in list(node.data):
+        name, raw = str(key), node.raw(key)
+        if not source.knows(name):
+            raise node.error(name, f"unknown field of {source.name}")
+        kind = source.kind_of(name)
+        for op, literal in _operator_pairs(raw):
+            if op not in _OPERATORS:
+                raise node.error(name, f"unknown operator {op!r}; expected one of "
+                                 + ", ".join(_OPERATORS))
+            try:
+                value = _coerce_operand(op, literal, kind, source.field_by_name(name))
+            except ValueError as exc:
+                raise node.error(name, str(exc)) from None
+            conditions.append(Condition(name, op, value))
+    return tuple(conditions)
+
+
+def _operator_pairs(raw: Any) -> list[tuple[str, Any]]:
+    if isinstance(raw, dict):
+        return [(str(op), value) for op, value in raw.items()]
+    if isinstance(raw, list):
+        return [("in", raw)]
+    return [("eq", raw)]
+
+
+def _coerce_operand(op: str, literal: Any, kind: str, field: Any) -> Any:
+    if op == "exists":
+        if not isinstance(literal, bool):
+            raise ValueError("exists takes true or false")
+        return literal
+    if op in ("in", "not_in"):
+        if not isinstance(literal, list):
+            raise ValueError(f"{op} takes a list")
+        return tuple(_coerce(v, kind, field) for v in literal)
+    return _coerce(literal, kind, field)
+
+
+def _coerce(literal: Any, kind: str, field: Any) -> Any:
+    """Turn a YAML literal into the type the decoded field has."""
+    if kind == "menu":
+        words = set(field.menu.values())
+        if isinstance(literal, bool):  # YAML reads a bare no/yes as a boolean
+            literal = "yes" if literal else "no"
+        if isinstance(literal, int) and literal in field.menu:
+            return field.menu[literal]
+        if literal not in words:
+            raise ValueError(f"{literal!r} is not one of {', '.join(sorted(words))}")
+        return literal
+    try:
+        return _COERCE[kind](literal)
+    except (ValueError, TypeError, InvalidOperation):
+        raise ValueError(f"{literal!r} is not a valid {kind}") from None
+
+
+def _to_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _to_datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else parse_stamp(str(value))
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "text": str,
+    "int": int,
+    "decimal": lambda v: Decimal(str(v)),
+    "date": _to_date,
+    "datetime": _to_datetime,
+    "raw": lambda v: v,
+}
+
+
+def _load_recipients(
+    spec: Node, source: Source, groups: Mapping[str, tuple[str, ...]]
+) -> tuple[Recipient, ...]:
+    entries = spec.get("to", (list, str))
+    entries = [entries] if isinstance(entries, str) else entries
+    if not entries:
+        raise spec.error("to", "at least one recipient is needed")
+    out = []
+    for i, entry in enumerate(entries):
+        where = f"to[{i}]"
+        if not isinstance(entry, str):
+            raise spec.error(where, "expected a phone number, a group name or supplier/customer")
+        out.append(_recipient(spec, where, entry.strip(), source, groups))
+    return tuple(out)
+
+
+def _recipient(
+    spec: Node, where: str, entry: str, source: Source, groups: Mapping[str, tuple[str, ...]]
+) -> Recipient:
+    if entry.startswith("+"):
+        if not is_e164(entry):
+            raise spec.error(where, f"{entry!r} is not a valid E.164 phone number")
+        return Recipient("number", entry)
+    if entry in PARTNER_WORDS:
+        partner = source.partner
+        if partner is None:
+            raise spec.error(where, f"source {source.name} names no supplier or customer")
+        if partner.kind and entry != "partner" and entry != partner.kind:
+            raise spec.error(where, f"records of {source.name} name a {partner.kind}, "
+                             f"not a {entry}")
+        return Recipient("partner", entry)
+    if entry not in groups:
+        raise spec.error(where, f"unknown group {entry!r}; known groups: "
+                         + (", ".join(sorted(groups)) or "none"))
+    return Recipient("group", entry)

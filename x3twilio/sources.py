@@ -1,0 +1,405 @@
+"""What each X3 source is: class, representation, key, timestamp and friendly fields.
+
+A record from X3 carries raw codes (POHNUM, APPFLG=3); rules and templates use
+friendly names (order_number, approval="approved"). This module owns that mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from x3twilio.yamlnode import Node
+
+KINDS = ("text", "int", "decimal", "date", "datetime", "menu")
+PARTNER_KINDS = ("supplier", "customer")
+_EMPTY_DATES = ("", "0000-00-00", "1753-01-01")
+_X3_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One friendly name over an X3 property, with how to decode it."""
+
+    name: str
+    code: str
+    kind: str = "text"
+    menu: Mapping[int, str] = field(default_factory=dict)
+
+    def decode(self, raw: Any) -> Any:
+        """Turn X3's JSON value into a Python value; ValueError on garbage."""
+        if raw is None:
+            return None
+        decoder = _DECODERS[self.kind]
+        return decoder(self, raw)
+
+
+def _text(f: Field, raw: Any) -> str:
+    return raw if isinstance(raw, str) else str(raw)
+
+
+def _int(f: Field, raw: Any) -> int:
+    return int(raw)
+
+
+def _decimal(f: Field, raw: Any) -> Decimal:
+    try:
+        return Decimal(str(raw))
+    except InvalidOperation:
+        raise ValueError(f"not a number: {raw!r}") from None
+
+
+def _date(f: Field, raw: Any) -> date | None:
+    if raw in _EMPTY_DATES:
+        return None
+    return date.fromisoformat(str(raw)[:10])
+
+
+def _datetime(f: Field, raw: Any) -> datetime | None:
+    if raw in _EMPTY_DATES:
+        return None
+    return parse_stamp(str(raw))
+
+
+def _menu(f: Field, raw: Any) -> str:
+    number = int(raw)
+    return f.menu.get(number, str(number))
+
+
+_DECODERS: dict[str, Callable[[Field, Any], Any]] = {
+    "text": _text,
+    "int": _int,
+    "decimal": _decimal,
+    "date": _date,
+    "datetime": _datetime,
+    "menu": _menu,
+}
+
+
+def parse_stamp(text: str) -> datetime:
+    """Parse an X3 UTC timestamp such as 2024-05-02T09:14:07Z (or with milliseconds)."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Partner:
+    """Where a record names its business partner: a code field plus a fixed or coded kind."""
+
+    field: str
+    kind: str | None = None  # "supplier" or "customer", or None when kind_field says
+    kind_field: str | None = None  # e.g. BPRTYP: 1 customer, 2 supplier
+
+    def of(self, raw: Mapping[str, Any]) -> tuple[str, str] | None:
+        code = raw.get(self.field)
+        if not code:
+            return None
+        kind = self.kind or {1: "customer", 2: "supplier"}.get(
+            _as_int(raw.get(self.kind_field or ""))
+        )
+        return (kind, str(code)) if kind else None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    x3_class: str
+    representation: str
+    key: tuple[str, ...]
+    fields: Mapping[str, Field]
+    timestamp: str = "UPDDATTIM"
+    partner: Partner | None = None
+    where: str | None = None  # the user's filter, and-ed with the change window
+    open_where: str | None = None  # "currently open", for due-date rules
+    computed: Mapping[str, Callable[[Mapping[str, Any]], Any]] = field(
+        default_factory=dict
+    )
+    computed_kinds: Mapping[str, str] = field(default_factory=dict)
+
+    def names(self) -> set[str]:
+        """Every name a rule or template may use: friendly names and raw codes."""
+        return set(self.fields) | set(self.computed) | {f.code for f in self.fields.values()}
+
+    def knows(self, name: str) -> bool:
+        """A declared name, or any X3 code (upper case): rules may test undeclared codes."""
+        return name in self.names() or _X3_CODE.match(name) is not None
+
+    def kind_of(self, name: str) -> str:
+        if name in self.fields:
+            return self.fields[name].kind
+        if name in self.computed_kinds:
+            return self.computed_kinds[name]
+        if self.knows(name):
+            return "raw"
+        raise KeyError(name)
+
+    def field_by_name(self, name: str) -> Field | None:
+        return self.fields.get(name)
+
+    def record_key(self, raw: Mapping[str, Any]) -> str:
+        return "~".join(str(raw[code]) for code in self.key)
+
+
+# Local menus (X3 "menu locaux"), decoded to words that read well in rules.
+YES_NO = {1: "no", 2: "yes"}
+APPROVAL = {1: "no", 2: "partly", 3: "approved", 4: "not_managed", 5: "automatic"}
+PROGRESS = {1: "none", 2: "partial", 3: "full"}
+PARTNER_TYPE = {1: "customer", 2: "supplier"}
+PAYMENT_STATUS = {1: "entered", 2: "accepted", 3: "draft", 9: "in_bank", 11: "unpaid"}
+INVOICE_TYPE = {1: "invoice", 2: "additional_invoice", 3: "credit_note", 4: "credit_return"}
+
+
+def _fields(*specs: tuple[Any, ...]) -> dict[str, Field]:
+    out = {}
+    for spec in specs:
+        name, code, kind, *menu = spec
+        out[name] = Field(name, code, kind, menu[0] if menu else {})
+    return out
+
+
+def _open_amount(values: Mapping[str, Any]) -> Decimal | None:
+    amount, paid = values.get("amount"), values.get("paid")
+    if amount is None:
+        return None
+    return amount - (paid or Decimal(0))
+
+
+BUILTIN: dict[str, Source] = {
+    "purchase_orders": Source(
+        name="purchase_orders",
+        x3_class="PORDER",
+        representation="PORDER",
+        key=("POHNUM",),
+        partner=Partner("BPSNUM", kind="supplier"),
+        open_where="(CLEFLG eq 1)",
+        fields=_fields(
+            ("order_number", "POHNUM", "text"),
+            ("supplier", "BPSNUM", "text"),
+            ("order_date", "ORDDAT", "date"),
+            ("company", "CPY", "text"),
+            ("site", "POHFCY", "text"),
+            ("currency", "CUR", "text"),
+            ("reference", "ORDREF", "text"),
+            ("approval", "APPFLG", "menu", APPROVAL),
+            ("closed", "CLEFLG", "menu", YES_NO),
+            ("receipt", "RCPFLG", "menu", PROGRESS),
+            ("invoiced", "INVFLG", "menu", PROGRESS),
+            ("total", "TOTORD", "decimal"),
+            ("total_with_tax", "TTVORD", "decimal"),
+            ("expected_date", "EXTRCPDAT", "date"),
+            ("updated", "UPDDATTIM", "datetime"),
+        ),
+    ),
+    "purchase_invoices": Source(
+        name="purchase_invoices",
+        x3_class="PINVOICE",
+        representation="PINVOICE",
+        key=("NUM",),
+        partner=Partner("BPR", kind="supplier"),
+        fields=_fields(
+            ("invoice_number", "NUM", "text"),
+            ("supplier", "BPR", "text"),
+            ("supplier_reference", "BPRVCR", "text"),
+            ("supplier_date", "BPRDAT", "date"),
+            ("accounting_date", "ACCDAT", "date"),
+            ("company", "CPY", "text"),
+            ("currency", "CUR", "text"),
+            ("amount", "AMTATI", "decimal"),
+            ("amount_excl_tax", "AMTNOT", "decimal"),
+            ("status", "STA", "int"),
+            ("type", "PIHTYP", "menu", INVOICE_TYPE),
+            ("updated", "UPDDATTIM", "datetime"),
+        ),
+    ),
+    "sales_invoices": Source(
+        name="sales_invoices",
+        x3_class="SINVOICE",
+        representation="SINVOICE",
+        key=("NUM",),
+        partner=Partner("BPR", kind="customer"),
+        fields=_fields(
+            ("invoice_number", "NUM", "text"),
+            ("customer", "BPR", "text"),
+            ("reference", "BPRVCR", "text"),
+            ("accounting_date", "ACCDAT", "date"),
+            ("company", "CPY", "text"),
+            ("currency", "CUR", "text"),
+            ("amount", "AMTATI", "decimal"),
+            ("amount_excl_tax", "AMTNOT", "decimal"),
+            ("status", "STA", "int"),
+            ("updated", "UPDDATTIM", "datetime"),
+        ),
+    ),
+    "open_items": Source(
+        name="open_items",
+        x3_class="GACCDUDATE",
+        representation="GACCDUDATE",
+        key=("TYP", "NUM", "DUDLIG"),
+        partner=Partner("BPR", kind_field="BPRTYP"),
+        open_where="(FLGCLE eq 1)",
+        fields=_fields(
+            ("document_type", "TYP", "text"),
+            ("document", "NUM", "text"),
+            ("line", "DUDLIG", "int"),
+            ("partner", "BPR", "text"),
+            ("partner_type", "BPRTYP", "menu", PARTNER_TYPE),
+            ("company", "CPY", "text"),
+            ("currency", "CUR", "text"),
+            ("due_date", "DUDDAT", "date"),
+            ("amount", "AMTCUR", "decimal"),
+            ("paid", "PAYCUR", "decimal"),
+            ("closed", "FLGCLE", "menu", YES_NO),
+            ("updated", "UPDDATTIM", "datetime"),
+        ),
+        computed={"open_amount": _open_amount},
+        computed_kinds={"open_amount": "decimal"},
+    ),
+    "payments": Source(
+        name="payments",
+        x3_class="PAYMENTH",
+        representation="PAYMENTH",
+        key=("NUM",),
+        partner=Partner("BPR", kind_field="BPRTYP"),
+        fields=_fields(
+            ("payment_number", "NUM", "text"),
+            ("partner", "BPR", "text"),
+            ("partner_type", "BPRTYP", "menu", PARTNER_TYPE),
+            ("partner_name", "BPANAM", "text"),
+            ("method", "PAM", "text"),
+            ("bank", "BAN", "text"),
+            ("direction", "SNS", "menu", {1: "outgoing", 2: "incoming"}),
+            ("amount", "AMTCUR", "decimal"),
+            ("currency", "CUR", "text"),
+            ("accounting_date", "ACCDAT", "date"),
+            ("due_date", "DUDDAT", "date"),
+            ("value_date", "VALDAT", "date"),
+            ("reference", "REF", "text"),
+            ("description", "DES", "text"),
+            ("status", "STA", "menu", PAYMENT_STATUS),
+            ("company", "CPY", "text"),
+            ("site", "FCY", "text"),
+            ("updated", "UPDDATTIM", "datetime"),
+        ),
+    ),
+}
+
+
+def load_sources(node: Node) -> dict[str, Source]:
+    """The built-in sources with the config's overrides, plus custom sources."""
+    sources = dict(BUILTIN)
+    for name, _ in node.items("sources"):
+        spec = node.child("sources").child(name)
+        sources[name] = _load_source(name, spec, sources.get(name))
+    return sources
+
+
+def _load_source(name: str, spec: Node, base: Source | None) -> Source:
+    cls = spec.get("class", str, base.x3_class if base else None)
+    if cls is None:
+        raise spec.error("class", "required for a custom source")
+    fields = dict(base.fields) if base else {}
+    fields_node = spec.child("fields")
+    for fname, _ in spec.items("fields"):
+        fields[fname] = _load_field(fname, fields_node.child(fname))
+    fields_node.done()
+    key = spec.get("key", list, list(base.key) if base else None)
+    if not key:
+        raise spec.error("key", "required for a custom source: the X3 key field(s)")
+    source = Source(
+        name=name,
+        x3_class=cls,
+        representation=spec.get("representation", str, base.representation if base else cls),
+        key=tuple(str(k) for k in key),
+        fields=fields,
+        timestamp=spec.get("timestamp", str, base.timestamp if base else "UPDDATTIM"),
+        partner=_load_partner(spec) if spec.has("partner") else (base.partner if base else None),
+        where=spec.get("where", str, None),
+        open_where=spec.get("open_where", str, base.open_where if base else None),
+        computed=base.computed if base else {},
+        computed_kinds=base.computed_kinds if base else {},
+    )
+    spec.get("enabled", bool, True)  # accepted for symmetry; sources run when a rule uses them
+    spec.done()
+    return source
+
+
+def _load_field(name: str, spec: Node) -> Field:
+    kind = spec.get("type", str, "text")
+    if kind not in KINDS:
+        raise spec.error("type", f"unknown type {kind!r}; expected one of {', '.join(KINDS)}")
+    menu: dict[int, str] = {}
+    for number, word in spec.items("values"):
+        if not str(number).isdigit():
+            raise spec.child("values").error(number, "menu values are keyed by integers")
+        menu[int(number)] = str(word)
+    if kind == "menu" and not menu:
+        raise spec.error("values", "a menu field needs its values, e.g. {1: no, 2: yes}")
+    field_ = Field(name, spec.get("code", str), kind, menu)
+    spec.done()
+    return field_
+
+
+def _load_partner(spec: Node) -> Partner:
+    node = spec.child("partner")
+    kind = node.get("kind", str, None)
+    if kind is not None and kind not in PARTNER_KINDS:
+        raise node.error("kind", "expected supplier or customer")
+    partner = Partner(node.get("field", str), kind, node.get("kind_field", str, None))
+    if not kind and not partner.kind_field:
+        raise node.error("kind", "give kind (supplier|customer) or kind_field")
+    node.done()
+    return partner
+
+
+@dataclass(frozen=True)
+class Record:
+    """One X3 record: its key and change stamp, raw codes, and decoded friendly values."""
+
+    source: Source
+    key: str
+    stamp: str
+    raw: Mapping[str, Any]
+    values: Mapping[str, Any]
+
+    def value(self, name: str) -> Any:
+        """A friendly (decoded) value, or the raw value of an X3 code."""
+        if name in self.values:
+            return self.values[name]
+        return self.raw.get(name)
+
+    @property
+    def partner(self) -> tuple[str, str] | None:
+        return self.source.partner.of(self.raw) if self.source.partner else None
+
+
+def decode(source: Source, raw: Mapping[str, Any]) -> Record:
+    """Decode one raw X3 resource; ValueError names the field that is garbage."""
+    try:
+        key = source.record_key(raw)
+    except KeyError as exc:
+        raise ValueError(f"record without its key field {exc.args[0]}") from None
+    stamp = raw.get(source.timestamp)
+    if not isinstance(stamp, str):
+        raise ValueError(f"{key}: no {source.timestamp} timestamp")
+    values: dict[str, Any] = {}
+    for f in source.fields.values():
+        try:
+            values[f.name] = f.decode(raw.get(f.code))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{key}: field {f.code} ({f.name}): {exc}") from None
+    for name, compute in source.computed.items():
+        values[name] = compute(values)
+    return Record(source, key, stamp, raw, values)

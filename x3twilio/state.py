@@ -1,0 +1,99 @@
+"""The state directory: atomic JSON files, the run lock, and the watermarks."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from x3twilio.errors import LockHeld, StateError
+from x3twilio.sources import parse_stamp
+
+WATERMARKS = "watermarks.json"
+LOCK = "lock"
+VERSION = 1
+
+
+def ensure_dir(path: Path) -> Path:
+    """Create a state directory 0700 (an existing one keeps its mode)."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(f"cannot create {path}: {exc.strerror}") from None
+    return path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file, fsync, rename, fsync the directory: the file is old or new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StateError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def run_lock(state_dir: Path) -> Iterator[None]:
+    """Hold the state directory's lock for one run; a second run gets LockHeld at once."""
+    ensure_dir(state_dir)
+    fd = os.open(state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(f"another run holds {state_dir / LOCK}; nothing was done") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class Watermarks:
+    """Per-source high-water marks: the newest X3 change stamp fully processed."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / WATERMARKS
+        self.values: dict[str, str] = self._read()
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data: Any = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StateError(f"{self.path} is unreadable ({exc}); fix or remove it") from None
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            raise StateError(f"{self.path}: unknown format (expected version {VERSION})")
+        return {str(k): str(v["wm"]) for k, v in data.get("sources", {}).items()}
+
+    def get(self, source: str) -> str | None:
+        return self.values.get(source)
+
+    def save(self, source: str, stamp: str) -> None:
+        """Record `stamp` for `source` (never moving backwards) and write the file."""
+        current = self.values.get(source)
+        if current is not None and parse_stamp(current) >= parse_stamp(stamp):
+            return
+        self.values[source] = stamp
+        body = {"version": VERSION, "sources": {k: {"wm": v} for k, v in self.values.items()}}
+        write_atomic(self.path, json.dumps(body, indent=2, sort_keys=True).encode() + b"\n")

@@ -1,0 +1,84 @@
+"""HTTP plumbing shared by every remote call: one session and one retry policy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import requests
+
+from x3twilio import __version__
+from x3twilio.errors import RemoteError
+
+if TYPE_CHECKING:
+    import tenacity
+
+    from x3twilio.config import RetryConfig
+
+T = TypeVar("T")
+USER_AGENT = f"x3twilio/{__version__}"
+
+
+def make_session() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class Retrier:
+    """Retries transient RemoteErrors: full-jitter exponential backoff, a cap, a run budget.
+
+    The budget is shared by every call in a run, so a dead service cannot keep a cron
+    run alive for longer than configured.
+    """
+
+    def __init__(
+        self,
+        config: RetryConfig,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config, self.sleep, self.clock = config, sleep, clock
+        self.deadline = clock() + config.budget
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        import tenacity  # lazy: start-up time matters for a cron job
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_is_transient),
+            stop=tenacity.stop_after_attempt(self.config.attempts) | self._out_of_budget,
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(fn, *args)
+
+    def _out_of_budget(self, state: tenacity.RetryCallState) -> bool:
+        return self.clock() >= self.deadline
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        import tenacity
+
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RemoteError) and error.retry_after is not None:
+            delay = error.retry_after
+        else:
+            jitter = tenacity.wait_random_exponential(
+                multiplier=self.config.initial, max=self.config.maximum
+            )
+            delay = jitter(state)
+        return max(0.0, min(delay, self.config.maximum, self.deadline - self.clock()))
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, RemoteError) and error.transient
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """Seconds from a Retry-After header given in seconds (dates are rare; ignored)."""
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.strip().isdigit() else None

@@ -1,0 +1,1 @@
+"""Clients of Sage X3's web APIs."""

@@ -1,0 +1,180 @@
+"""Sage X3 REST api1 (SData JSON) client: keyset-paged queries and $details reads."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from x3twilio.config import X3Config
+from x3twilio.errors import X3Error
+from x3twilio.sources import Source
+from x3twilio.transport import Retrier, retry_after
+
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class Page:
+    resources: list[dict[str, Any]]
+    server_time: datetime | None  # X3's clock, from the Date header
+
+
+class RestClient:
+    def __init__(self, config: X3Config, session: requests.Session, retrier: Retrier) -> None:
+        self.config, self.session, self.retrier = config, session, retrier
+        self.base = f"{config.url}/api1/x3/erp/{quote(config.folder)}"
+
+    def query(self, source: Source, where: str | None, count: int | None = None) -> Iterator[Page]:
+        """Every page of a $query, following $links.$next.$url verbatim."""
+        order = ",".join(source.key)
+        url = (
+            f"{self.base}/{source.x3_class}?representation={source.representation}.$query"
+            f"&count={count or self.config.page_size}&orderBy={quote(order)}"
+        )
+        if where:
+            url += f"&where={quote(where)}"
+        visited = set()
+        while url:
+            visited.add(url)
+            body, server_time = self.retrier.call(self._get, url)
+            yield Page(_resources(body, url), server_time)
+            url = _next_url(body)
+            if url in visited:
+                raise X3Error(f"paging loops: $links.$next repeats {url}")
+
+    def server_time(self, source: Source) -> datetime:
+        """X3's clock (from a one-row query), which bounds this run's change window."""
+        page = next(self.query(source, None, count=1))
+        if page.server_time is None:
+            raise X3Error(f"{self.config.url} sends no Date header; cannot read X3's clock")
+        return page.server_time
+
+    def details(self, x3_class: str, key: str) -> dict[str, Any] | None:
+        """One record's $details (children included), or None when X3 says it does not exist."""
+        url = f"{self.base}/{x3_class}('{quote(key, safe='~')}')?representation={x3_class}.$details"
+        try:
+            body, _ = self.retrier.call(self._get, url)
+        except X3Error as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return body
+
+    def _get(self, url: str) -> tuple[dict[str, Any], datetime | None]:
+        response = self._request("GET", url)
+        return _json_body(response, url), _date_header(response)
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(
+                method, url, auth=(self.config.user, self.config.password),
+                timeout=self.config.timeout, headers={"Accept": "application/json"}, **kwargs,
+            )
+        except requests.Timeout:
+            raise X3Error(f"no answer within {self.config.timeout:g}s from {url}",
+                          transient=True) from None
+        except requests.ConnectionError as exc:
+            raise X3Error(f"cannot reach {url}: {_reason(exc)}", transient=True) from None
+        _raise_for_status(response, url)
+        return response
+
+
+def _raise_for_status(response: requests.Response, url: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 401:
+        raise X3Error(
+            f"credentials refused (HTTP 401) at {url}: check x3.user and x3.password, and "
+            "that Basic authentication is enabled for web services",
+            status=401,
+        )
+    detail = _diagnoses(_try_json(response)) or _snippet(response)
+    raise X3Error(
+        f"HTTP {status} from {url}: {detail}",
+        status=status,
+        transient=status in _TRANSIENT_STATUS,
+        retry_after=retry_after(response),
+    )
+
+
+def _json_body(response: requests.Response, url: str) -> dict[str, Any]:
+    body = _try_json(response)
+    if not isinstance(body, dict):
+        kind = response.headers.get("Content-Type", "no content type")
+        # A login page means a proxy or Syracuse session redirect, not a hiccup.
+        transient = "html" not in kind
+        raise X3Error(
+            f"answered HTTP {response.status_code} with {kind} instead of JSON from {url}: "
+            f"{_snippet(response)}",
+            status=response.status_code,
+            transient=transient,
+        )
+    problem = _diagnoses(body)
+    if problem:
+        raise X3Error(f"X3 reported an error for {url}: {problem}", status=response.status_code)
+    return body
+
+
+def _try_json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _diagnoses(body: Any) -> str:
+    """The error messages of an SData $diagnoses list (X3 sends them even on a 2xx)."""
+    if not isinstance(body, dict):
+        return ""
+    found = body.get("$diagnoses") or []
+    errors = [
+        str(d.get("$message", "")).strip()
+        for d in found
+        if isinstance(d, dict) and d.get("$severity") in ("error", "fatal")
+    ]
+    return "; ".join(e for e in errors if e)
+
+
+def _resources(body: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    resources = body.get("$resources")
+    if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+        raise X3Error(f"the answer from {url} has no $resources list")
+    return resources
+
+
+def _next_url(body: dict[str, Any]) -> str | None:
+    link = (body.get("$links") or {}).get("$next")
+    if isinstance(link, dict):
+        link = link.get("$url")
+    return link if isinstance(link, str) and link else None
+
+
+def _date_header(response: requests.Response) -> datetime | None:
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _snippet(response: requests.Response) -> str:
+    text = " ".join(response.text.split())
+    return (text[:120] + "…") if len(text) > 120 else (text or "(empty body)")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "reset by peer",
+                   "Connection aborted", "RemoteDisconnected"):
+        if marker in text:
+            return marker.lower()
+    return text[:160]
