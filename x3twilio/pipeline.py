@@ -232,18 +232,21 @@ class Poller:
         try:
             sid = self.sender.send(n, in_flight)
         except RemoteError as exc:
-            self._failed(n, exc)
-            if exc.status is None or exc.status >= 500 or exc.status in (401, 403):
-                raise  # the service is down or refuses us: stop, the rest stays queued
+            down = exc.status is None or exc.status >= 500 or exc.status in (401, 403)
+            self._failed(n, exc, retry_now=down)
+            if down:
+                raise  # stop; this one and the rest stay queued for the next run
             return
         self.outbox.mark_sent(n, sid, iso_ms(self.clock()))
         self._audit("notification.sent", n, status="sent", provider_id=sid, attempt=n.attempts)
         self.report.counts["sent"] += 1
 
-    def _failed(self, n: Notification, exc: RemoteError) -> None:
+    def _failed(self, n: Notification, exc: RemoteError, retry_now: bool) -> None:
         now = self.clock()
         retry_at = None
-        if exc.transient or exc.status in (401, 403):
+        if retry_now:  # the service was down: cron's cadence is the backoff
+            retry_at = iso_ms(now)
+        elif exc.transient:  # this message was refused for now (queue full, rate)
             delay = min(RETRY_FIRST * 2 ** (n.attempts - 1), RETRY_CAP)
             retry_at = iso_ms(now + timedelta(seconds=delay))
         ambiguous = exc.transient and exc.code != 20429

@@ -1,0 +1,101 @@
+"""Fixtures: the simulators on loopback, a configuration pointing at them, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from x3twilio.demo import sim_config, write_config
+from x3twilio.simulators import RunningServer, serve
+from x3twilio.simulators.twilio import TwilioSimulator
+from x3twilio.simulators.x3 import X3Simulator
+
+
+@pytest.fixture
+def x3_server() -> Iterator[RunningServer]:
+    with serve(X3Simulator()) as server:
+        yield server
+
+
+@pytest.fixture
+def twilio_server() -> Iterator[RunningServer]:
+    with serve(TwilioSimulator()) as server:
+        yield server
+
+
+@dataclass
+class Env:
+    """A working directory with a configuration against the running simulators."""
+
+    dir: Path
+    x3_server: RunningServer
+    twilio_server: RunningServer
+
+    @property
+    def x3(self) -> X3Simulator:
+        return self.x3_server.app  # type: ignore[return-value]
+
+    @property
+    def twilio(self) -> TwilioSimulator:
+        return self.twilio_server.app  # type: ignore[return-value]
+
+    @property
+    def config_path(self) -> Path:
+        return self.dir / "x3twilio.yaml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir / "state"
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        """Write the simulator configuration, with top-level sections replaced or updated."""
+        config = sim_config(self.x3_server, self.twilio_server)
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(config.get(key), dict):
+                config[key].update(value)
+            else:
+                config[key] = value
+        write_config(self.config_path, config)
+        return config
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("X3TWILIO")}
+        return subprocess.Popen(
+            [sys.executable, "-m", "x3twilio", "--config", str(self.config_path), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+
+    def run(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+        """Run the real CLI in a subprocess; fail loudly on an unexpected exit code."""
+        process = self.popen(*args)
+        out, err = process.communicate(timeout=120)
+        result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        assert result.returncode == expect, (
+            f"exit {result.returncode}, expected {expect}\nstdout:\n{out}\nstderr:\n{err}"
+        )
+        return result
+
+    def audit(self) -> list[dict[str, Any]]:
+        records = []
+        for path in sorted((self.state_dir / "audit").glob("*.jsonl")):
+            records += [json.loads(line) for line in path.read_text().splitlines()]
+        return records
+
+    def watermarks(self) -> dict[str, Any]:
+        path = self.state_dir / "watermarks.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.fixture
+def env(tmp_path: Path, x3_server: RunningServer, twilio_server: RunningServer) -> Env:
+    environment = Env(tmp_path, x3_server, twilio_server)
+    environment.configure()
+    return environment
