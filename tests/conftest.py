@@ -70,7 +70,10 @@ class Env:
         env = {k: v for k, v in os.environ.items() if not k.startswith("X3TWILIO")}
         return subprocess.Popen(
             [sys.executable, "-m", "x3twilio", "--config", str(self.config_path), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
 
     def run(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:

@@ -40,7 +40,10 @@ def error_for(tmp_path: Path, data: object) -> str:
 def test_example_config_loads_with_its_variables_set():
     config = load_config(EXAMPLE, env=ENV)
     assert [r.name for r in config.rules] == [
-        "po-approved", "po-expected-today", "invoice-due-soon", "payment-sent"
+        "po-approved",
+        "po-expected-today",
+        "invoice-due-soon",
+        "payment-sent",
     ]
     assert config.x3.lookback == 600
     assert config.state_dir == EXAMPLE.parent / "state"
@@ -55,8 +58,11 @@ def test_relative_state_dir_is_relative_to_the_config_file(tmp_path):
 def test_missing_environment_variable_is_named(tmp_path):
     env = dict(ENV)
     del env["X3_PASSWORD"]
-    with pytest.raises(ConfigError, match=r"x3twilio.yaml: x3.password: environment "
-                       r"variable X3_PASSWORD is not set"):
+    with pytest.raises(
+        ConfigError,
+        match=r"x3twilio.yaml: x3.password: environment "
+        r"variable X3_PASSWORD is not set",
+    ):
         load_config(write(tmp_path, example()), env=env)
 
 
@@ -149,10 +155,15 @@ def test_custom_source_and_raw_code_conditions_load(tmp_path):
             "status": {"code": "CFMFLG", "type": "menu", "values": {1: "no", 2: "yes"}},
         },
     }
-    data["rules"].append({
-        "name": "delivered", "source": "deliveries", "when": {"status": "yes", "BPCORD": "C1"},
-        "to": ["customer"], "message": "Delivery {number} confirmed",
-    })
+    data["rules"].append(
+        {
+            "name": "delivered",
+            "source": "deliveries",
+            "when": {"status": "yes", "BPCORD": "C1"},
+            "to": ["customer"],
+            "message": "Delivery {number} confirmed",
+        }
+    )
     config = load_config(write(tmp_path, data), env=ENV)
     assert config.sources["deliveries"].representation == "SDELIVERY"
 
@@ -162,6 +173,4 @@ def test_supplier_recipient_on_a_customer_source_is_refused(tmp_path):
     data["rules"][0]["source"] = "sales_invoices"
     data["rules"][0]["when"] = {"amount": {"gt": 0}}
     data["rules"][0]["message"] = "x"
-    assert "rules[0].to[0]: records of sales_invoices name a customer" in error_for(
-        tmp_path, data
-    )
+    assert "rules[0].to[0]: records of sales_invoices name a customer" in error_for(tmp_path, data)

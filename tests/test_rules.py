@@ -14,9 +14,19 @@ from x3twilio.templates import TemplateError, compile_template
 from x3twilio.yamlnode import Node
 
 PO = {
-    "POHNUM": "POFR0110113", "BPSNUM": "FR001", "ORDDAT": "2026-11-20", "CPY": "FR10",
-    "CUR": "EUR", "APPFLG": 3, "CLEFLG": 1, "RCPFLG": 1, "INVFLG": 1, "TOTORD": 1250.5,
-    "TTVORD": 1500.6, "EXTRCPDAT": "2026-12-04", "UPDDATTIM": "2026-11-26T09:14:07Z",
+    "POHNUM": "POFR0110113",
+    "BPSNUM": "FR001",
+    "ORDDAT": "2026-11-20",
+    "CPY": "FR10",
+    "CUR": "EUR",
+    "APPFLG": 3,
+    "CLEFLG": 1,
+    "RCPFLG": 1,
+    "INVFLG": 1,
+    "TOTORD": 1250.5,
+    "TTVORD": 1500.6,
+    "EXTRCPDAT": "2026-12-04",
+    "UPDDATTIM": "2026-11-26T09:14:07Z",
 }
 
 
@@ -47,27 +57,42 @@ def test_garbage_field_names_the_record_and_the_field():
 
 
 def test_open_item_open_amount_is_computed_and_partner_kind_comes_from_the_type():
-    record = decode(BUILTIN["open_items"], {
-        "TYP": "PISU", "NUM": "PI1", "DUDLIG": 1, "BPR": "C1", "BPRTYP": 1, "DUDDAT": "2026-11-28",
-        "AMTCUR": 100, "PAYCUR": 40.5, "FLGCLE": 1, "UPDDATTIM": "2026-11-26T09:14:07Z"})
+    record = decode(
+        BUILTIN["open_items"],
+        {
+            "TYP": "PISU",
+            "NUM": "PI1",
+            "DUDLIG": 1,
+            "BPR": "C1",
+            "BPRTYP": 1,
+            "DUDDAT": "2026-11-28",
+            "AMTCUR": 100,
+            "PAYCUR": 40.5,
+            "FLGCLE": 1,
+            "UPDDATTIM": "2026-11-26T09:14:07Z",
+        },
+    )
     assert record.key == "PISU~PI1~1"
     assert record.value("open_amount") == Decimal("59.5")
     assert record.partner == ("customer", "C1")
 
 
-@pytest.mark.parametrize(("when", "expected"), [
-    ({"approval": "approved"}, True),
-    ({"approval": "no"}, False),
-    ({"APPFLG": 3}, True),
-    ({"approval": {"in": ["partly", "approved"]}}, True),
-    ({"approval": ["no", "partly"]}, False),
-    ({"total": {"ge": 1000, "lt": 2000}}, True),
-    ({"total": {"gt": 1250.5}}, False),
-    ({"closed": False}, True),  # YAML's bare `no`
-    ({"expected_date": {"ge": "2026-12-01"}}, True),
-    ({"reference": {"exists": True}}, False),
-    ({"order_number": {"ne": "X"}, "currency": "EUR"}, True),
-])
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ({"approval": "approved"}, True),
+        ({"approval": "no"}, False),
+        ({"APPFLG": 3}, True),
+        ({"approval": {"in": ["partly", "approved"]}}, True),
+        ({"approval": ["no", "partly"]}, False),
+        ({"total": {"ge": 1000, "lt": 2000}}, True),
+        ({"total": {"gt": 1250.5}}, False),
+        ({"closed": False}, True),  # YAML's bare `no`
+        ({"expected_date": {"ge": "2026-12-01"}}, True),
+        ({"reference": {"exists": True}}, False),
+        ({"order_number": {"ne": "X"}, "currency": "EUR"}, True),
+    ],
+)
 def test_conditions(when, expected):
     record = decode(BUILTIN["purchase_orders"], PO)
     assert rule(when=when).matches(record, date(2026, 11, 26)) is expected
@@ -86,32 +111,40 @@ def test_due_trigger_window_is_today_through_n_days():
 
 def test_template_formats_dates_and_amounts():
     record = decode(BUILTIN["purchase_orders"], PO)
-    r = rule(when={"approval": "approved"},
-             message="PO {order_number} by {expected_date:%d %b}, {total:,.2f} {currency}")
+    r = rule(
+        when={"approval": "approved"},
+        message="PO {order_number} by {expected_date:%d %b}, {total:,.2f} {currency}",
+    )
     assert r.template.render(record.value) == "PO POFR0110113 by 04 Dec, 1,250.50 EUR"
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("{x[0]}", "only plain names"),
-    ("{order_number!r}", "conversions are not allowed"),
-    ("{}", "empty placeholder"),
-    ("{total:{w}}", "nested placeholders"),
-    ("{nope}", "unknown placeholder {nope}"),
-    ("{order_number:,.2f}", "bad format spec"),
-    ("{unclosed", "malformed template"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{x[0]}", "only plain names"),
+        ("{order_number!r}", "conversions are not allowed"),
+        ("{}", "empty placeholder"),
+        ("{total:{w}}", "nested placeholders"),
+        ("{nope}", "unknown placeholder {nope}"),
+        ("{order_number:,.2f}", "bad format spec"),
+        ("{unclosed", "malformed template"),
+    ],
+)
 def test_template_errors(text, problem):
     with pytest.raises(TemplateError, match=problem):
         compile_template(text, {"order_number": "text", "total": "decimal", "order_date": "date"})
 
 
-@pytest.mark.parametrize(("text", "region", "expected"), [
-    ("06 12 34 56 78", "FR", "+33612345678"),
-    ("+33 (0)6 12 34 56 78", None, "+33612345678"),
-    ("07911 123456", "GB", "+447911123456"),
-    ("(415) 555-0199", "US", "+14155550199"),
-    ("voir standard", "FR", None),
-    ("", "FR", None),
-])
+@pytest.mark.parametrize(
+    ("text", "region", "expected"),
+    [
+        ("06 12 34 56 78", "FR", "+33612345678"),
+        ("+33 (0)6 12 34 56 78", None, "+33612345678"),
+        ("07911 123456", "GB", "+447911123456"),
+        ("(415) 555-0199", "US", "+14155550199"),
+        ("voir standard", "FR", None),
+        ("", "FR", None),
+    ],
+)
 def test_phone_normalisation(text, region, expected):
     assert to_e164(text, region) == expected

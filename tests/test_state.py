@@ -15,8 +15,15 @@ from x3twilio.state import Watermarks, run_lock
 
 
 def note(nid: str = "n-1", **kw) -> Notification:
-    fields = dict(id=nid, rule="r", source="purchase_orders", record="PO1", channel="sms",
-                  to="+33612345678", body="hello")
+    fields = {
+        "id": nid,
+        "rule": "r",
+        "source": "purchase_orders",
+        "record": "PO1",
+        "channel": "sms",
+        "to": "+33612345678",
+        "body": "hello",
+    }
     fields.update(kw)
     return Notification(**fields)
 
@@ -34,7 +41,7 @@ def test_watermark_is_written_atomically_and_never_moves_back(tmp_path):
 
 def test_corrupt_watermark_file_is_a_clear_error(tmp_path):
     (tmp_path / "watermarks.json").write_text("{not json")
-    with pytest.raises(StateError, match="watermarks.json is unreadable"):
+    with pytest.raises(StateError, match=r"watermarks\.json is unreadable"):
         Watermarks(tmp_path)
 
 

@@ -24,7 +24,9 @@ def utc_now() -> datetime:
 
 def iso_ms(moment: datetime) -> str:
     """UTC ISO 8601 with milliseconds and Z, the audit trail's one time format."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def new_run_id(now: datetime) -> str:
@@ -62,7 +64,9 @@ class AuditLog:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as exc:
-            raise StateError(f"cannot append to the audit trail in {self.dir}: {exc.strerror}") from None
+            raise StateError(
+                f"cannot append to the audit trail in {self.dir}: {exc.strerror}"
+            ) from None
 
     def flush(self) -> None:
         for fd in self._fds.values():

@@ -55,8 +55,9 @@ class Group(click.Group):
         except Exception as exc:  # a bug: say so, and show the traceback only with -v
             if _verbose(ctx):
                 traceback.print_exc()
-            click.echo(f"x3twilio: internal error: {exc!r} (run with -v for the traceback)",
-                       err=True)
+            click.echo(
+                f"x3twilio: internal error: {exc!r} (run with -v for the traceback)", err=True
+            )
             ctx.exit(ExitCode.INTERNAL)
 
 
@@ -65,15 +66,20 @@ def _verbose(ctx: click.Context) -> bool:
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_option", metavar="PATH",
-              help="Configuration file [default: $X3TWILIO_CONFIG, else ./x3twilio.yaml].")
+@click.option(
+    "--config",
+    "config_option",
+    metavar="PATH",
+    help="Configuration file [default: $X3TWILIO_CONFIG, else ./x3twilio.yaml].",
+)
 @click.option("--state-dir", metavar="DIR", help="State directory (overrides the config's).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well.")
 @click.version_option(__version__, prog_name="x3twilio")
 @click.pass_context
-def cli(ctx: click.Context, config_option: str | None, state_dir: str | None,
-        verbose: bool, quiet: bool) -> None:
+def cli(
+    ctx: click.Context, config_option: str | None, state_dir: str | None, verbose: bool, quiet: bool
+) -> None:
     """Tell suppliers and finance about Sage X3 events by SMS, from cron.
 
     \b
@@ -118,13 +124,17 @@ def _since(text: str | None) -> datetime | None:
     try:
         return parse_stamp(text if text[-1:] in "Zz" or "+" in text else text + "Z")
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint="--since")
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 time", param_hint="--since"
+        ) from None
 
 
 def _summary(report: RunReport) -> str:
     c = report.counts
-    return (f"poll: {c['records']} records read, {c['queued']} queued, {c['sent']} sent, "
-            f"{c['failed']} failed, {c['skipped']} skipped, {c['duplicate']} duplicates")
+    return (
+        f"poll: {c['records']} records read, {c['queued']} queued, {c['sent']} sent, "
+        f"{c['failed']} failed, {c['skipped']} skipped, {c['duplicate']} duplicates"
+    )
 
 
 def _print_decisions(report: RunReport) -> None:
@@ -155,8 +165,10 @@ def check(app: App, offline: bool) -> None:
       x3twilio --config x3twilio.yaml check --offline
     """
     config = app.config()
-    app.say(f"{config.file}: valid ({len(config.rules)} rules over "
-            f"{len(config.used_sources())} sources)")
+    app.say(
+        f"{config.file}: valid ({len(config.rules)} rules over "
+        f"{len(config.used_sources())} sources)"
+    )
     if offline:
         return
     from x3twilio.doctor import check_online
@@ -166,8 +178,11 @@ def check(app: App, offline: bool) -> None:
 
 
 @cli.command()
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep config, state and audit here [default: a new temp dir].")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep config, state and audit here [default: a new temp dir].",
+)
 @click.pass_obj
 def demo(app: App, workdir: Path | None) -> None:
     """Run the whole loop against the built-in simulators.
@@ -186,11 +201,20 @@ def demo(app: App, workdir: Path | None) -> None:
 @click.option("--x3-port", default=8124, show_default=True)
 @click.option("--twilio-port", default=8125, show_default=True)
 @click.option("--latency-ms", default=0.0, show_default=True, help="Delay every answer.")
-@click.option("--write-config", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a configuration that works against these simulators.")
+@click.option(
+    "--write-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a configuration that works against these simulators.",
+)
 @click.pass_obj
-def sim(app: App, host: str, x3_port: int, twilio_port: int, latency_ms: float,
-        write_config: Path | None) -> None:
+def sim(
+    app: App,
+    host: str,
+    x3_port: int,
+    twilio_port: int,
+    latency_ms: float,
+    write_config: Path | None,
+) -> None:
     """Run the X3 and Twilio simulators until interrupted.
 
     \b
@@ -204,13 +228,21 @@ def sim(app: App, host: str, x3_port: int, twilio_port: int, latency_ms: float,
 
 
 def _not_yet(name: str, issue: str) -> None:
-    @cli.command(name, context_settings={"ignore_unknown_options": True},
-                 help=f"Not available yet ({issue}).", add_help_option=True)
+    @cli.command(
+        name,
+        context_settings={"ignore_unknown_options": True},
+        help=f"Not available yet ({issue}).",
+        add_help_option=True,
+    )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def command(args: tuple[str, ...]) -> None:
         raise click.UsageError(f"`{name}` is not available yet: it arrives with {issue}")
 
 
-for _name, _issue in (("ingest", "the inbound work"), ("replay", "the reliability work"),
-                      ("audit", "the reliability work"), ("serve", "the inbound work")):
+for _name, _issue in (
+    ("ingest", "the inbound work"),
+    ("replay", "the reliability work"),
+    ("audit", "the reliability work"),
+    ("serve", "the inbound work"),
+):
     _not_yet(_name, _issue)

@@ -193,4 +193,3 @@ def _load_groups(root: Node) -> dict[str, tuple[str, ...]]:
                 raise node.error(name, f"[{i}] {member!r} is not a valid E.164 phone number")
         groups[name] = tuple(members)
     return groups
-

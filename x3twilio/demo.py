@@ -27,14 +27,19 @@ def example_config() -> dict[str, Any]:
     return data
 
 
-def sim_config(x3: RunningServer, twilio: RunningServer, state_dir: str = "state",
-               public_url: str = "http://127.0.0.1:8080") -> dict[str, Any]:
+def sim_config(
+    x3: RunningServer,
+    twilio: RunningServer,
+    state_dir: str = "state",
+    public_url: str = "http://127.0.0.1:8080",
+) -> dict[str, Any]:
     """The example configuration, pointed at running simulators with their credentials."""
     x3sim: X3Simulator = x3.app  # type: ignore[assignment]
     twsim: TwilioSimulator = twilio.app  # type: ignore[assignment]
     config = example_config()
-    config["x3"].update(url=x3.url, folder=x3sim.folder, user=x3sim.user,
-                        password=x3sim.password, timeout="5s")
+    config["x3"].update(
+        url=x3.url, folder=x3sim.folder, user=x3sim.user, password=x3sim.password, timeout="5s"
+    )
     config["twilio"] = {
         "account_sid": twsim.account_sid,
         "auth_token": twsim.auth_token,
@@ -109,8 +114,10 @@ def _x3_session(x3: RunningServer) -> tuple[requests.Session, str]:
 def _approve_an_order(x3: RunningServer) -> str:
     """PUT APPFLG=3 on an unapproved order of FR001 through api1 $edit, as X3's UI would."""
     session, base = _x3_session(x3)
-    query = (f"{base}/PORDER?representation=PORDER.$query&count=1"
-             "&where=(BPSNUM eq 'FR001') and (APPFLG eq 1)")
+    query = (
+        f"{base}/PORDER?representation=PORDER.$query&count=1"
+        "&where=(BPSNUM eq 'FR001') and (APPFLG eq 1)"
+    )
     key = session.get(query, timeout=5).json()["$resources"][0]["POHNUM"]
     url = f"{base}/PORDER('{key}')?representation=PORDER.$edit"
     session.put(url, json={"APPFLG": 3}, timeout=5).raise_for_status()
@@ -119,17 +126,32 @@ def _approve_an_order(x3: RunningServer) -> str:
 
 def _post_a_payment(x3: RunningServer) -> str:
     session, base = _x3_session(x3)
-    body = {"NUM": "PAYDEMO0001", "PAYTYP": "PAYSU", "PAM": "TRF", "BPR": "FR001",
-            "BPRTYP": 2, "BPANAM": "Acme Fournitures SARL", "BAN": "BNP", "SNS": 1,
-            "AMTCUR": 1500.0, "CUR": "EUR", "AMTBAN": 1500.0, "REF": "PIFR0110042",
-            "DES": "Invoice INV-2024-778", "STA": 9, "CPY": "FR10", "FCY": "FR011"}
+    body = {
+        "NUM": "PAYDEMO0001",
+        "PAYTYP": "PAYSU",
+        "PAM": "TRF",
+        "BPR": "FR001",
+        "BPRTYP": 2,
+        "BPANAM": "Acme Fournitures SARL",
+        "BAN": "BNP",
+        "SNS": 1,
+        "AMTCUR": 1500.0,
+        "CUR": "EUR",
+        "AMTBAN": 1500.0,
+        "REF": "PIFR0110042",
+        "DES": "Invoice INV-2024-778",
+        "STA": 9,
+        "CPY": "FR10",
+        "FCY": "FR011",
+    }
     url = f"{base}/PAYMENTH?representation=PAYMENTH.$create"
     session.post(url, json=body, timeout=5).raise_for_status()
     return "PAYDEMO0001"
 
 
-def run_simulators(host: str, x3_port: int, twilio_port: int, latency_ms: float,
-                   write_to: Path | None, echo: Echo) -> None:
+def run_simulators(
+    host: str, x3_port: int, twilio_port: int, latency_ms: float, write_to: Path | None, echo: Echo
+) -> None:
     x3sim, twsim = X3Simulator(), TwilioSimulator()
     x3sim.latency_ms = twsim.latency_ms = latency_ms
     twsim.auto_callbacks = True

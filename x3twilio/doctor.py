@@ -29,8 +29,9 @@ def check_online(config: Config) -> list[str]:
         ok = response.status_code == 200
         lines.append(("✓" if ok else "✗") + f" Twilio: HTTP {response.status_code}")
         if not ok:
-            first_error = first_error or RemoteError("Twilio", f"HTTP {response.status_code}",
-                                                     status=response.status_code)
+            first_error = first_error or RemoteError(
+                "Twilio", f"HTTP {response.status_code}", status=response.status_code
+            )
     except OSError as exc:
         lines.append(f"✗ Twilio: {exc}")
         first_error = first_error or RemoteError("Twilio", str(exc))

@@ -123,8 +123,19 @@ class Outbox:
                     "INSERT OR IGNORE INTO notifications (id, rule, source, record, channel,"
                     " recipient, body, status, reason, created, updated)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (n.id, n.rule, n.source, n.record, n.channel, n.to, n.body,
-                     n.status, n.reason, now, now),
+                    (
+                        n.id,
+                        n.rule,
+                        n.source,
+                        n.record,
+                        n.channel,
+                        n.to,
+                        n.body,
+                        n.status,
+                        n.reason,
+                        now,
+                        now,
+                    ),
                 )
                 if cursor.rowcount:
                     added.append(n)
@@ -147,8 +158,15 @@ class Outbox:
         return replace(n, status="sending", attempts=n.attempts + 1, in_flight_since=since)
 
     def mark_sent(self, n: Notification, provider_id: str, now: str) -> None:
-        self._update(n.id, now, status="sent", provider_id=provider_id, in_flight_since=None,
-                     error_code=None, error_message=None)
+        self._update(
+            n.id,
+            now,
+            status="sent",
+            provider_id=provider_id,
+            in_flight_since=None,
+            error_code=None,
+            error_message=None,
+        )
 
     def mark_failed(
         self,
@@ -165,15 +183,23 @@ class Outbox:
         attempt first asks the provider whether the message exists.
         """
         status = ("sending" if ambiguous else "pending") if retry_at else "failed"
-        self._update(n.id, now, status=status, next_attempt=retry_at or "",
-                     in_flight_since=n.in_flight_since if ambiguous else None,
-                     error_code=code, error_message=message)
+        self._update(
+            n.id,
+            now,
+            status=status,
+            next_attempt=retry_at or "",
+            in_flight_since=n.in_flight_since if ambiguous else None,
+            error_code=code,
+            error_message=message,
+        )
 
     def _update(self, notification_id: str, now: str, **columns: object) -> None:
         names = ", ".join(f"{name}=?" for name in columns)
         with self._transaction() as db:
-            db.execute(f"UPDATE notifications SET {names}, updated=? WHERE id=?",  # noqa: S608
-                       (*columns.values(), now, notification_id))
+            db.execute(
+                f"UPDATE notifications SET {names}, updated=? WHERE id=?",
+                (*columns.values(), now, notification_id),
+            )
 
     def prune_seen(self, source: str, before: str) -> None:
         """Forget change stamps older than the look-back horizon: they cannot come back."""

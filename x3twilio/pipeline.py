@@ -78,8 +78,7 @@ class Poller:
         with run_lock(self.config.state_dir):
             self.outbox = Outbox(self.config.state_dir)
             self.audit = AuditLog(self.config.state_dir, self.report.run_id, self.clock)
-            self.audit.write("run.started", command="poll",
-                             sources=[s.name for s in self.sources])
+            self.audit.write("run.started", command="poll", sources=[s.name for s in self.sources])
             try:
                 self._decide_all()
                 self._send_due()
@@ -90,8 +89,12 @@ class Poller:
         return self.report
 
     def _finish(self, error: str | None = None) -> None:
-        self.audit.write("run.finished", counts=dict(self.report.counts), error=error,
-                         exit_code=self.report.exit_code if error is None else ExitCode.UNAVAILABLE)
+        self.audit.write(
+            "run.finished",
+            counts=dict(self.report.counts),
+            error=error,
+            exit_code=self.report.exit_code if error is None else ExitCode.UNAVAILABLE,
+        )
         self.audit.close()
         self.outbox.close()
 
@@ -158,8 +161,9 @@ class Poller:
                 try:
                     records.append(decode(source, raw))
                 except ValueError as exc:
-                    raise X3Error(f"{source.x3_class} sent a record this tool cannot read: "
-                                  f"{exc}") from None
+                    raise X3Error(
+                        f"{source.x3_class} sent a record this tool cannot read: {exc}"
+                    ) from None
             self.report.counts["records"] += len(records)
             yield records
 
@@ -173,11 +177,28 @@ class Poller:
             once = [str(record.value(name)) for name in rule.once_per]
             for recipient in rule.recipients:
                 for target in self._targets(recipient, record):
-                    nid = notification_id(rule.name, record.source.name, record.key, *once,
-                                          rule.channel, target.identity)
+                    nid = notification_id(
+                        rule.name,
+                        record.source.name,
+                        record.key,
+                        *once,
+                        rule.channel,
+                        target.identity,
+                    )
                     status = "skipped" if target.reason else "pending"
-                    out.append(Notification(nid, rule.name, record.source.name, record.key,
-                                            rule.channel, target.to, body, status, target.reason))
+                    out.append(
+                        Notification(
+                            nid,
+                            rule.name,
+                            record.source.name,
+                            record.key,
+                            rule.channel,
+                            target.to,
+                            body,
+                            status,
+                            target.reason,
+                        )
+                    )
         return out
 
     def _targets(self, recipient: Recipient, record: Record) -> list[_Target]:
@@ -257,8 +278,13 @@ class Poller:
 
     def _audit(self, event: str, n: Notification, **extra: Any) -> None:
         fields: dict[str, Any] = {
-            "id": n.id, "rule": n.rule, "source": n.source, "record": n.record,
-            "channel": n.channel, "to": n.to, "status": n.status,
+            "id": n.id,
+            "rule": n.rule,
+            "source": n.source,
+            "record": n.record,
+            "channel": n.channel,
+            "to": n.to,
+            "status": n.status,
         }
         if event == "notification.queued":
             fields["body"] = n.body

@@ -92,8 +92,10 @@ def load_rules(
     node: Node, sources: Mapping[str, Source], groups: Mapping[str, tuple[str, ...]]
 ) -> tuple[Rule, ...]:
     items = node.get("rules", list, [])
-    rules = [_load_rule(Node(node.file, node.where("rules"), {}), i, item, sources, groups)
-             for i, item in enumerate(items)]
+    rules = [
+        _load_rule(Node(node.file, node.where("rules"), {}), i, item, sources, groups)
+        for i, item in enumerate(items)
+    ]
     seen: set[str] = set()
     for i, rule in enumerate(rules):
         if rule.name in seen:
@@ -112,8 +114,9 @@ def _load_rule(
     spec = Node(parent.file, parent.where(index), item)
     source_name = spec.get("source", str)
     if source_name not in sources:
-        raise spec.error("source", f"unknown source {source_name!r}; known: "
-                         + ", ".join(sorted(sources)))
+        raise spec.error(
+            "source", f"unknown source {source_name!r}; known: " + ", ".join(sorted(sources))
+        )
     source = sources[source_name]
     due = _load_due(spec, source) if spec.has("due") else None
     conditions = _load_conditions(spec.child("when"), source)
@@ -168,8 +171,9 @@ def _load_conditions(node: Node, source: Source) -> tuple[Condition, ...]:
         kind = source.kind_of(name)
         for op, literal in _operator_pairs(raw):
             if op not in _OPERATORS:
-                raise node.error(name, f"unknown operator {op!r}; expected one of "
-                                 + ", ".join(_OPERATORS))
+                raise node.error(
+                    name, f"unknown operator {op!r}; expected one of " + ", ".join(_OPERATORS)
+                )
             try:
                 value = _coerce_operand(op, literal, kind, source.field_by_name(name))
             except ValueError as exc:
@@ -263,10 +267,13 @@ def _recipient(
         if partner is None:
             raise spec.error(where, f"source {source.name} names no supplier or customer")
         if partner.kind and entry != "partner" and entry != partner.kind:
-            raise spec.error(where, f"records of {source.name} name a {partner.kind}, "
-                             f"not a {entry}")
+            raise spec.error(
+                where, f"records of {source.name} name a {partner.kind}, not a {entry}"
+            )
         return Recipient("partner", entry)
     if entry not in groups:
-        raise spec.error(where, f"unknown group {entry!r}; known groups: "
-                         + (", ".join(sorted(groups)) or "none"))
+        raise spec.error(
+            where,
+            f"unknown group {entry!r}; known groups: " + (", ".join(sorted(groups)) or "none"),
+        )
     return Recipient("group", entry)

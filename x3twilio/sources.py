@@ -124,9 +124,7 @@ class Source:
     partner: Partner | None = None
     where: str | None = None  # the user's filter, and-ed with the change window
     open_where: str | None = None  # "currently open", for due-date rules
-    computed: Mapping[str, Callable[[Mapping[str, Any]], Any]] = field(
-        default_factory=dict
-    )
+    computed: Mapping[str, Callable[[Mapping[str, Any]], Any]] = field(default_factory=dict)
     computed_kinds: Mapping[str, str] = field(default_factory=dict)
 
     def names(self) -> set[str]:

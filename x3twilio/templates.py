@@ -75,8 +75,7 @@ def _check_placeholder(
         raise TemplateError("empty placeholder {}: name the field, e.g. {order_number}")
     if not name.isidentifier():
         raise TemplateError(
-            f"placeholder {{{name}}}: only plain names are allowed "
-            "(no attribute or index access)"
+            f"placeholder {{{name}}}: only plain names are allowed (no attribute or index access)"
         )
     if conversion:
         raise TemplateError(f"placeholder {{{name}!{conversion}}}: conversions are not allowed")

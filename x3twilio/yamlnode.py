@@ -113,4 +113,3 @@ def interpolate(value: Any, file: str, env: Mapping[str, str], path: str = "") -
     if isinstance(value, list):
         return [interpolate(v, file, env, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
-

@@ -98,7 +98,9 @@ class TwilioSender:
                 method, url, auth=self.auth, timeout=self.config.timeout, **kwargs
             )
         except requests.Timeout:
-            raise TwilioError(f"no answer within {self.config.timeout:g}s", transient=True) from None
+            raise TwilioError(
+                f"no answer within {self.config.timeout:g}s", transient=True
+            ) from None
         except requests.ConnectionError as exc:
             raise TwilioError(f"connection failed: {str(exc)[:160]}", transient=True) from None
         body = _json(response)
@@ -115,8 +117,9 @@ def _error(response: requests.Response, body: dict[str, Any]) -> TwilioError:
         message = "credentials refused (HTTP 401): check twilio.account_sid and the token or key"
     transient = status >= 500 or status == 429 or code in TRANSIENT_CODES
     text = f"HTTP {status}" + (f" error {code}" if code else "") + f": {message}"
-    return TwilioError(text, status=status, code=code, transient=transient,
-                       retry_after=retry_after(response))
+    return TwilioError(
+        text, status=status, code=code, transient=transient, retry_after=retry_after(response)
+    )
 
 
 def _json(response: requests.Response) -> dict[str, Any]:

@@ -177,7 +177,8 @@ class RunningServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def start(self) -> RunningServer:
-        self._thread.start()
+        if not self._thread.is_alive():
+            self._thread.start()
         return self
 
     def stop(self) -> None:

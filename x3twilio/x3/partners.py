@@ -55,9 +55,23 @@ def _mobiles(record: dict[str, Any]) -> Iterator[Phone]:
     for address in addresses:
         if address is not default and _text(address.get("MOB")):
             yield Phone(_text(address.get("MOB")), address.get("CRY") or country)
+    # No mobile anywhere: the first phone at all, so a bad number is reported, not silent.
+    for address in ([default] if default else []) + addresses:
+        for phone in _dimensioned(address, "TEL"):
+            yield Phone(phone, address.get("CRY") or country)
 
 
-def _default_address(record: dict[str, Any], addresses: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _dimensioned(row: dict[str, Any], code: str) -> list[str]:
+    """TEL(0..4) arrives as a JSON array or as TEL1..TEL5, depending on the server."""
+    value = row.get(code)
+    values = value if isinstance(value, list) else [value]
+    values += [row.get(f"{code}{i}") for i in range(1, 6)]
+    return [t for t in (_text(v) for v in values) if t]
+
+
+def _default_address(
+    record: dict[str, Any], addresses: list[dict[str, Any]]
+) -> dict[str, Any] | None:
     code = record.get("BPAADD")
     for address in addresses:
         if code and address.get("BPAADD") == code:

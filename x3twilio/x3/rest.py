@@ -73,12 +73,17 @@ class RestClient:
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.request(
-                method, url, auth=(self.config.user, self.config.password),
-                timeout=self.config.timeout, headers={"Accept": "application/json"}, **kwargs,
+                method,
+                url,
+                auth=(self.config.user, self.config.password),
+                timeout=self.config.timeout,
+                headers={"Accept": "application/json"},
+                **kwargs,
             )
         except requests.Timeout:
-            raise X3Error(f"no answer within {self.config.timeout:g}s from {url}",
-                          transient=True) from None
+            raise X3Error(
+                f"no answer within {self.config.timeout:g}s from {url}", transient=True
+            ) from None
         except requests.ConnectionError as exc:
             raise X3Error(f"cannot reach {url}: {_reason(exc)}", transient=True) from None
         _raise_for_status(response, url)
@@ -173,8 +178,13 @@ def _snippet(response: requests.Response) -> str:
 
 def _reason(exc: Exception) -> str:
     text = str(exc)
-    for marker in ("Connection refused", "Name or service not known", "reset by peer",
-                   "Connection aborted", "RemoteDisconnected"):
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "reset by peer",
+        "Connection aborted",
+        "RemoteDisconnected",
+    ):
         if marker in text:
             return marker.lower()
     return text[:160]
