@@ -99,6 +99,7 @@ def load_config(
 
 def _build(root: Node, path: Path, state_dir: str | None) -> Config:
     base = path.resolve().parent
+    configured_state = root.get("state_dir", str, "state")
     groups = _load_groups(root)
     sources = load_sources(root)
     config = Config(
@@ -106,7 +107,7 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
         x3=_load_x3(root.child("x3", required=True)),
         twilio=_load_twilio(root.child("twilio", required=True)),
         public_url=root.get("public_url", str, "http://127.0.0.1:8080").rstrip("/"),
-        state_dir=base / (state_dir or root.get("state_dir", str, "state")),
+        state_dir=Path(state_dir).resolve() if state_dir else base / configured_state,
         region=_load_region(root),
         retry=_load_retry(root.child("retry")),
         groups=groups,

@@ -1,0 +1,60 @@
+"""The command line's contract: help, usage errors, exit codes, documentation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from x3twilio.cli import cli
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_and_is_in_the_readme(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0
+    assert f"`{name}" in README
+
+
+def test_python_dash_m_is_the_same_program():
+    result = subprocess.run([sys.executable, "-m", "x3twilio", "--version"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("x3twilio, version ")
+
+
+def test_usage_errors_exit_2(env):
+    assert env.run("poll", "--since", "yesterday", expect=2).stderr.count("--since") >= 1
+    assert "no rule reads source 'nope'" in env.run("poll", "--source", "nope", expect=2).stderr
+    env.run("frobnicate", expect=2)
+
+
+def test_a_missing_config_file_exits_78(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "x3twilio", "--config",
+                             str(tmp_path / "none.yaml"), "check", "--offline"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 78
+    assert "none.yaml: cannot read the configuration" in result.stderr
+
+
+def test_check_offline_and_online_against_the_simulators(env):
+    assert "valid (4 rules over 3 sources)" in env.run("check", "--offline").stdout
+    online = env.run("check").stdout
+    assert "✓ X3 purchase_orders" in online and "✓ Twilio" in online
+
+
+def test_an_x3_that_never_answers_is_a_timeout_and_exit_69(env):
+    env.configure(x3={"timeout": "0.5s"}, retry={"attempts": 2, "initial": "0.1s"})
+    env.x3.faults.add("timeout", match="PORDER", times=0, delay=2)
+    result = env.run("poll", expect=69)
+    assert "no answer within 0.5s" in result.stderr
+
+
+def test_state_dir_option_overrides_the_config(env, tmp_path):
+    other = tmp_path / "elsewhere"
+    env.run("--state-dir", str(other), "poll")
+    assert (other / "watermarks.json").exists() and not env.state_dir.exists()
