@@ -24,17 +24,19 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 SOCKET_KEY = "x3twilio.sim.socket"
 
 
-class ConnectionAborted(Exception):
-    """Raised by an app after it dropped the client connection on purpose."""
+def abort_connection(environ: dict[str, Any]) -> ConnectionAbortedError:
+    """Reset the client's connection (RST, no response); raise what this returns.
 
-
-def abort_connection(environ: dict[str, Any]) -> ConnectionAborted:
-    """Reset the client's connection (RST, no response) and return the exception to raise."""
+    wsgi.input holds a reference to the socket, which would defer the close (and the
+    RST) until after wsgiref wrote an error page, so it is closed first. The builtin
+    ConnectionAbortedError is the one wsgiref drops without a traceback.
+    """
+    environ["wsgi.input"].close()
     sock: socket.socket = environ[SOCKET_KEY]
     # SO_LINGER 0 makes close() send RST: the client sees "connection reset".
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-    return ConnectionAborted()
+    return ConnectionAbortedError("connection reset on purpose")
 
 
 @dataclass
@@ -151,7 +153,7 @@ class _Handler(WSGIRequestHandler):
     def handle_one_request(self) -> None:
         try:
             super().handle_one_request()
-        except (ConnectionAborted, OSError):
+        except OSError:
             self.close_connection = True
 
 
@@ -174,7 +176,9 @@ class RunningServer:
         self.host = host
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def start(self) -> RunningServer:
         if not self._thread.is_alive():

@@ -1,0 +1,1006 @@
+"""The Twilio simulator over real HTTP: auth, validation codes, lists, faults, webhooks."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urljoin
+
+import pytest
+import requests
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from x3twilio.signature import validate_signature
+from x3twilio.simulators import RunningServer, read_body, respond, serve
+from x3twilio.simulators.twilio import TwilioSimulator
+
+TO = "+33612345678"
+RFC2822_GMT = re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000")
+VOICEMAIL_TWIML = (
+    '<?xml version="1.0" encoding="UTF-8"?><Response><Say>Leave a message.</Say>'
+    '<Record transcribe="true" recordingStatusCallback="/twilio/recording" '
+    'transcribeCallback="/twilio/transcription"/></Response>'
+)
+
+
+# -- fixtures ---------------------------------------------------------------------
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Api:
+    """Requests against one running simulator, with the live credentials by default."""
+
+    server: RunningServer
+    sim: TwilioSimulator
+
+    @property
+    def live(self) -> tuple[str, str]:
+        return (self.sim.account_sid, self.sim.auth_token)
+
+    @property
+    def test(self) -> tuple[str, str]:
+        return (self.sim.test_account_sid, self.sim.test_auth_token)
+
+    def url(self, path: str, account: str | None = None) -> str:
+        account = account or self.sim.account_sid
+        return f"{self.server.url}/2010-04-01/Accounts/{account}/{path}"
+
+    def send(
+        self, form: dict[str, Any], auth: tuple[str, str] | None = None, **options: Any
+    ) -> requests.Response:
+        auth = auth or self.live
+        account = options.pop("account", auth[0] if auth[0].startswith("AC") else None)
+        fields = {"To": TO, "From": self.sim.phone_number, "Body": "Hello"} | form
+        fields = {name: value for name, value in fields.items() if value is not None}
+        url = self.url("Messages.json", account)
+        options.setdefault("timeout", 5)
+        return requests.post(url, data=fields, auth=auth, **options)
+
+    def request(
+        self, method: str, path: str, auth: tuple[str, str] | None = None, **options: Any
+    ) -> requests.Response:
+        auth = auth or self.live
+        return requests.request(method, self.url(path, auth[0]), auth=auth, timeout=5, **options)
+
+
+@dataclass
+class Received:
+    path: str
+    query: str
+    headers: dict[str, str]
+    form: dict[str, str]
+
+    def validates(self, base_url: str, token: str) -> bool:
+        url = base_url + self.path + (f"?{self.query}" if self.query else "")
+        signature = self.headers.get("X-Twilio-Signature")
+        ours = validate_signature(url, self.form, signature, token)
+        official = RequestValidator(token).validate(url, self.form, signature)
+        return ours and official
+
+
+@dataclass
+class Receiver:
+    """A tiny webhook endpoint that records every request and answers TwiML."""
+
+    status: int = 200
+    voice_twiml: str = VOICEMAIL_TWIML
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        form = dict(parse_qsl(read_body(environ).decode(), keep_blank_values=True))
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        headers["Content-Type"] = environ.get("CONTENT_TYPE", "")
+        path = environ["PATH_INFO"]
+        with self.lock:
+            self.received.append(Received(path, environ["QUERY_STRING"], headers, form))
+        if path == "/voice":
+            return respond(start_response, 200, self.voice_twiml, "text/xml")
+        return respond(start_response, self.status, "<Response/>", "text/xml")
+
+
+class Swap:
+    """Serves whichever app a test installs: one server per module, a fresh app per test.
+
+    (Stopping a server costs half a second of polling, too much to pay per test.)
+    """
+
+    app: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def sim_server() -> Iterator[tuple[Swap, RunningServer]]:
+    swap = Swap()
+    running = serve(swap)
+    yield swap, running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[tuple[Swap, RunningServer]]:
+    swap = Swap()
+    running = serve(swap)
+    yield swap, running
+    running.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sim(clock: Clock, sim_server: tuple[Swap, RunningServer]) -> TwilioSimulator:
+    sim_server[0].app = TwilioSimulator(clock=clock)
+    return sim_server[0].app  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def server(sim: TwilioSimulator, sim_server: tuple[Swap, RunningServer]) -> RunningServer:
+    return sim_server[1]
+
+
+@pytest.fixture
+def api(server: RunningServer, sim: TwilioSimulator) -> Api:
+    return Api(server, sim)
+
+
+@pytest.fixture
+def receiver(receiver_server: tuple[Swap, RunningServer]) -> tuple[Receiver, str]:
+    receiver_server[0].app = Receiver()
+    return receiver_server[0].app, receiver_server[1].url
+
+
+def error_of(response: requests.Response) -> int:
+    body = response.json()
+    assert body["more_info"] == f"https://www.twilio.com/docs/errors/{body['code']}"
+    assert body["status"] == response.status_code
+    return int(body["code"])
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 3.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+# -- credentials and the created resource ----------------------------------------------
+
+
+def test_credentials_should_be_deterministic_and_well_formed() -> None:
+    one, two = TwilioSimulator(), TwilioSimulator()
+
+    assert one.credentials == two.credentials
+    assert re.fullmatch(r"AC[0-9a-f]{32}", one.account_sid)
+    assert re.fullmatch(r"SK[0-9a-f]{32}", one.api_key_sid)
+    assert re.fullmatch(r"MG[0-9a-f]{32}", one.messaging_service_sid)
+    assert one.test_account_sid != one.account_sid
+    assert one.phone_number == "+15017122661"
+
+
+def test_create_should_answer_201_with_the_full_message_resource(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    response = api.send({"Body": "Disk full on db1", "StatusCallback": "https://h.example/s"})
+
+    assert response.status_code == 201
+    message = response.json()
+    assert re.fullmatch(r"SM[0-9a-f]{32}", message["sid"])
+    assert message["status"] == "queued"
+    assert message["num_segments"] == "1" and message["num_media"] == "0"
+    assert message["price"] is None and message["date_sent"] is None
+    assert RFC2822_GMT.fullmatch(message["date_created"])
+    assert message["date_created"] == "Thu, 02 May 2024 09:30:00 +0000"
+    assert message["direction"] == "outbound-api" and message["api_version"] == "2010-04-01"
+    assert (
+        message["uri"] == f"/2010-04-01/Accounts/{sim.account_sid}/Messages/{message['sid']}.json"
+    )
+    assert message["subresource_uris"]["media"].endswith(f"{message['sid']}/Media.json")
+    assert "test" not in message and "status_callback" not in message
+    assert [(m["sid"], m["test"], m["status_callback"]) for m in sim.messages] == [
+        (message["sid"], False, "https://h.example/s")
+    ]
+
+
+def test_num_segments_should_follow_the_segment_counter(api: Api) -> None:
+    assert api.send({"Body": "a" * 161}).json()["num_segments"] == "2"
+    assert api.send({"Body": "ł" * 71}).json()["num_segments"] == "2"
+
+
+def test_a_messaging_service_should_start_accepted_with_zero_segments(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    form = {"From": None, "MessagingServiceSid": sim.messaging_service_sid}
+
+    message = api.send(form).json()
+
+    assert (message["status"], message["num_segments"]) == ("accepted", "0")
+    assert message["messaging_service_sid"] == sim.messaging_service_sid
+
+
+def test_an_api_key_should_authenticate_for_the_main_account(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    key = (sim.api_key_sid, sim.api_key_secret)
+
+    assert api.send({}, auth=key, account=sim.account_sid).status_code == 201
+    assert api.send({}, auth=key, account=sim.test_account_sid).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [("ACwrong", "token"), None, "wrong-token", "swapped-account"],
+)
+def test_bad_credentials_should_get_the_exact_401_body(
+    api: Api, sim: TwilioSimulator, auth: Any
+) -> None:
+    if auth == "wrong-token":
+        auth = (sim.account_sid, "0" * 32)
+    elif auth == "swapped-account":  # valid credentials, someone else's account in the path
+        auth = (sim.test_account_sid, sim.test_auth_token)
+    url = api.url("Messages.json", sim.account_sid)
+
+    response = requests.post(url, data={"To": TO}, auth=auth, timeout=5)
+
+    assert response.status_code == 401
+    assert response.json() == {
+        "code": 20003,
+        "message": "Authenticate",
+        "detail": "Your AccountSid or AuthToken was incorrect.",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+    }
+
+
+# -- validation, in Twilio's order ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        ({"To": None}, 21604),
+        ({"To": None, "From": None, "Body": None}, 21604),
+        ({"From": None}, 21603),
+        ({"From": None, "Body": None}, 21603),
+        ({"Body": None}, 21602),
+        ({"Body": ""}, 21602),
+        ({"Body": "x" * 1601}, 21617),
+        ({"Body": "x" * 1601, "To": "0612345678"}, 21617),
+        ({"To": "0612345678"}, 21211),
+        ({"To": "+15005550001"}, 21211),
+        ({"To": "+15005550002"}, 21612),
+        ({"To": "+15005550003"}, 21408),
+        ({"To": "+15005550004"}, 21610),
+        ({"To": "+15005550009"}, 21614),
+        ({"From": "+15005550006"}, 21606),
+        ({"From": None, "MessagingServiceSid": "MG" + "0" * 32}, 21701),
+    ],
+)
+def test_live_validation_should_answer_twilios_codes(
+    api: Api, sim: TwilioSimulator, form: dict[str, Any], code: int
+) -> None:
+    response = api.send(form)
+
+    assert response.status_code == 400
+    assert error_of(response) == code
+    assert sim.messages == []
+
+
+def test_media_without_a_body_should_be_accepted(api: Api) -> None:
+    response = api.send({"Body": None, "MediaUrl": ["https://h.example/a.png"]})
+
+    assert response.status_code == 201
+    assert response.json()["num_media"] == "1"
+
+
+def test_an_opted_out_number_should_get_21610(api: Api, sim: TwilioSimulator) -> None:
+    sim.opted_out.add(TO)
+
+    response = api.send({})
+
+    assert (response.status_code, error_of(response)) == (400, 21610)
+    assert response.json()["message"] == "Attempt to send to unsubscribed recipient"
+
+
+@pytest.mark.parametrize(
+    ("sender", "code"),
+    [
+        ("+15005550006", None),
+        ("+15005550001", 21212),
+        ("+15005550007", 21606),
+        ("+15005550008", 21611),
+        ("+15017122661", 21606),  # a live number is "any other" to the test account
+    ],
+)
+def test_test_credentials_should_follow_the_magic_from_table(
+    api: Api, sender: str, code: int | None
+) -> None:
+    response = api.send({"From": sender}, auth=api.test)
+
+    if code is None:
+        assert response.status_code == 201
+    else:
+        assert (response.status_code, error_of(response)) == (400, code)
+
+
+@pytest.mark.parametrize(
+    ("to", "code"),
+    [("+15005550001", 21211), ("+15005550002", 21612), ("+15005550004", 21610)],
+)
+def test_test_credentials_should_follow_the_magic_to_table(api: Api, to: str, code: int) -> None:
+    response = api.send({"From": "+15005550006", "To": to}, auth=api.test)
+
+    assert error_of(response) == code
+
+
+def test_test_credentials_should_refuse_a_messaging_service(api: Api, sim: TwilioSimulator) -> None:
+    form = {"From": None, "MessagingServiceSid": sim.messaging_service_sid}
+
+    assert error_of(api.send(form, auth=api.test)) == 21701
+
+
+def test_a_test_message_should_be_recorded_but_never_sent_or_called_back(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    form = {"From": "+15005550006", "StatusCallback": "http://127.0.0.1:9/never"}
+
+    message = api.send(form, auth=api.test).json()
+
+    assert message["account_sid"] == sim.test_account_sid
+    assert message["status"] == "queued"
+    assert sim.messages[0]["test"] is True
+    assert sim.deliver_callbacks() == 0
+    assert sim.messages[0]["status"] == "queued"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "Messages.json"),
+        ("GET", "Calls.json"),
+        ("GET", "IncomingPhoneNumbers.json"),
+        ("POST", "IncomingPhoneNumbers/PN123.json"),
+        ("GET", "Messages/SM123.json"),
+    ],
+)
+def test_test_credentials_should_be_refused_elsewhere_with_20008(
+    api: Api, method: str, path: str
+) -> None:
+    response = api.request(method, path, auth=api.test)
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "code": 20008,
+        "message": "Resource not accessible with Test Account Credentials",
+        "more_info": "https://www.twilio.com/docs/errors/20008",
+        "status": 403,
+    }
+
+
+def test_unknown_routes_and_methods_should_answer_404_and_405(api: Api) -> None:
+    assert error_of(api.request("GET", "Nope.json")) == 20404
+    assert error_of(api.request("PUT", "Messages.json")) == 20004
+    assert api.request("GET", "Messages.json").status_code == 200
+
+
+def test_the_account_resource_should_answer_for_credential_checks(
+    api: Api, server: RunningServer, sim: TwilioSimulator
+) -> None:
+    url = f"{server.url}/2010-04-01/Accounts/{sim.account_sid}.json"
+
+    response = requests.get(url, auth=api.live, timeout=5)
+
+    assert (response.status_code, response.json()["status"]) == (200, "active")
+
+
+# -- list, filters, paging ------------------------------------------------------------
+
+
+def test_list_should_filter_by_to_and_from_newest_first(api: Api) -> None:
+    for to, body in [(TO, "one"), ("+33700000000", "other"), (TO, "two")]:
+        api.send({"To": to, "Body": body})
+
+    listed = api.request("GET", "Messages.json", params={"To": TO}).json()
+
+    assert [m["body"] for m in listed["messages"]] == ["two", "one"]
+    assert all(m["status"] == "sent" and m["date_sent"] for m in listed["messages"])
+    from_other = api.request("GET", "Messages.json", params={"From": "+15550000000"})
+    assert from_other.json()["messages"] == []
+
+
+def test_list_should_filter_on_date_sent_with_dates_and_datetimes(
+    api: Api, sim: TwilioSimulator, clock: Clock
+) -> None:
+    for day in (1, 2, 3):
+        clock.now = datetime(2024, 5, day, 12, 0, tzinfo=UTC)
+        api.send({"Body": f"day {day}"})
+    sim.hold_sending = True
+    api.send({"Body": "not sent yet"})
+
+    def bodies(**params: str) -> list[str]:
+        listed = api.request("GET", "Messages.json", params=params).json()
+        return [m["body"] for m in listed["messages"]]
+
+    assert bodies() == ["not sent yet", "day 3", "day 2", "day 1"]
+    assert bodies(DateSent="2024-05-02") == ["day 2"]
+    assert bodies(**{"DateSent<": "2024-05-02"}) == ["day 2", "day 1"]
+    assert bodies(**{"DateSent>": "2024-05-02"}) == ["day 3", "day 2"]
+    assert bodies(**{"DateSent>": "2024-05-02T12:00:01Z"}) == ["day 3"]
+    assert bodies(**{"DateSent<": "2024-05-02T12:00:00Z"}) == ["day 2", "day 1"]
+    assert bodies(DateSent="2024-05-03T12:00:00Z") == ["day 3"]
+    assert bodies(DateSent=">=2024-05-03") == ["day 3"]
+    bad = api.request("GET", "Messages.json", params={"DateSent": "May 2"})
+    assert (bad.status_code, error_of(bad)) == (400, 20001)
+
+
+def test_paging_should_follow_next_page_uri_with_page_tokens(
+    api: Api, server: RunningServer
+) -> None:
+    for number in range(5):
+        api.send({"Body": f"m{number}"})
+
+    page = api.request("GET", "Messages.json", params={"To": TO, "PageSize": "2"}).json()
+    seen = [m["body"] for m in page["messages"]]
+    while page["next_page_uri"]:
+        assert (
+            "PageToken=PA" in page["next_page_uri"] and "To=%2B33612345678" in page["next_page_uri"]
+        )
+        next_url = urljoin(server.url, page["next_page_uri"])
+        page = requests.get(next_url, auth=api.live, timeout=5).json()
+        seen += [m["body"] for m in page["messages"]]
+
+    assert seen == ["m4", "m3", "m2", "m1", "m0"]
+    assert (page["page"], page["start"], page["end"], page["page_size"]) == (2, 4, 4, 2)
+    assert page["previous_page_uri"] and page["first_page_uri"].endswith("PageSize=2&Page=0")
+
+
+def test_page_size_should_default_to_50_and_cap_at_1000(api: Api) -> None:
+    assert api.request("GET", "Messages.json").json()["page_size"] == 50
+    huge = api.request("GET", "Messages.json", params={"PageSize": "5000"})
+    assert huge.json()["page_size"] == 1000
+
+
+def test_the_official_client_should_create_and_list_through_the_simulator(
+    server: RunningServer, sim: TwilioSimulator, clock: Clock
+) -> None:
+    client = Client(sim.account_sid, sim.auth_token)
+    client.api.base_url = server.url
+    created = [
+        client.messages.create(to=TO, from_=sim.phone_number, body=f"n{n}") for n in range(3)
+    ]
+    start = clock.now - timedelta(minutes=1)
+
+    listed = client.messages.list(to=TO, date_sent_after=start, page_size=2, limit=10)
+
+    assert [m.sid for m in listed] == [m.sid for m in reversed(created)]
+    assert created[0].date_created == clock.now and created[0].status == "queued"
+
+
+# -- fetch, cancel, redact, delete ------------------------------------------------------
+
+
+def test_fetch_should_answer_the_message_or_20404(api: Api) -> None:
+    sid = api.send({}).json()["sid"]
+
+    assert api.request("GET", f"Messages/{sid}.json").json()["sid"] == sid
+    missing = api.request("GET", "Messages/SM00000000000000000000000000000000.json")
+    assert (missing.status_code, error_of(missing)) == (404, 20404)
+    assert (
+        "/Messages/SM00000000000000000000000000000000.json was not found"
+        in (missing.json()["message"])
+    )
+
+
+def test_cancel_should_work_only_before_sending(api: Api, sim: TwilioSimulator) -> None:
+    sent = api.send({}).json()["sid"]
+    sim.hold_sending = True
+    held = api.send({}).json()["sid"]
+
+    canceled = api.request("POST", f"Messages/{held}.json", data={"Status": "canceled"})
+    too_late = api.request("POST", f"Messages/{sent}.json", data={"Status": "canceled"})
+
+    assert (canceled.status_code, canceled.json()["status"]) == (200, "canceled")
+    assert (too_late.status_code, error_of(too_late)) == (400, 30409)
+    sim.deliver_callbacks()
+    assert api.request("GET", f"Messages/{held}.json").json()["status"] == "canceled"
+
+
+def test_redact_and_delete_should_behave_as_twilio(api: Api) -> None:
+    sid = api.send({"Body": "secret"}).json()["sid"]
+
+    redacted = api.request("POST", f"Messages/{sid}.json", data={"Body": ""})
+    both = api.request("POST", f"Messages/{sid}.json", data={"Body": "", "Status": "canceled"})
+    deleted = api.request("DELETE", f"Messages/{sid}.json")
+
+    assert redacted.json()["body"] == ""
+    assert error_of(both) == 30400
+    assert deleted.status_code == 204
+    assert api.request("GET", f"Messages/{sid}.json").status_code == 404
+
+
+# -- calls and numbers ------------------------------------------------------------------
+
+
+def test_create_call_should_answer_201_and_be_fetchable(api: Api, sim: TwilioSimulator) -> None:
+    form = {"To": TO, "From": sim.phone_number, "Twiml": "<Response><Say>Hi</Say></Response>"}
+
+    call = api.request("POST", "Calls.json", data=form).json()
+
+    assert re.fullmatch(r"CA[0-9a-f]{32}", call["sid"]) and call["status"] == "queued"
+    assert call["direction"] == "outbound-api" and call["from_formatted"] == "(501) 712-2661"
+    assert api.request("GET", f"Calls/{call['sid']}.json").json()["sid"] == call["sid"]
+    assert [c["sid"] for c in api.request("GET", "Calls.json").json()["calls"]] == [call["sid"]]
+    assert api.request("GET", f"Messages/{call['sid']}.json").status_code == 404
+    assert len(sim.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        ({"To": None}, 21201),
+        ({"From": None}, 21213),
+        ({"Url": None}, 21205),
+        ({"From": "+15550001111"}, 21210),
+        ({"To": "12"}, 21211),
+    ],
+)
+def test_live_calls_should_be_validated(
+    api: Api, sim: TwilioSimulator, form: dict[str, Any], code: int
+) -> None:
+    fields = {"To": TO, "From": sim.phone_number, "Url": "https://h.example/v"} | form
+    fields = {k: v for k, v in fields.items() if v is not None}
+
+    assert error_of(api.request("POST", "Calls.json", data=fields)) == code
+
+
+@pytest.mark.parametrize(
+    ("sender", "to", "code"),
+    [
+        ("+15005550006", TO, None),
+        ("+15005550001", TO, 21212),
+        ("+15017122661", TO, 21210),
+        ("+15005550006", "+15005550001", 21217),
+        ("+15005550006", "+15005550002", 21214),
+        ("+15005550006", "+15005550003", 21215),
+        ("+15005550006", "+15005550004", 21216),
+    ],
+)
+def test_test_calls_should_follow_the_magic_numbers(
+    api: Api, sender: str, to: str, code: int | None
+) -> None:
+    form = {"To": to, "From": sender, "Url": "https://h.example/v"}
+
+    response = api.request("POST", "Calls.json", auth=api.test, data=form)
+
+    assert response.status_code == 201 if code is None else error_of(response) == code
+
+
+def test_numbers_should_be_found_and_configured(api: Api, sim: TwilioSimulator) -> None:
+    listed = api.request(
+        "GET", "IncomingPhoneNumbers.json", params={"PhoneNumber": sim.phone_number}
+    )
+    number = listed.json()["incoming_phone_numbers"][0]
+    settings = {"SmsUrl": "https://h.example/twilio/sms", "VoiceUrl": "https://h.example/v"}
+
+    updated = api.request("POST", f"IncomingPhoneNumbers/{number['sid']}.json", data=settings)
+
+    assert number["sid"] == sim.phone_number_sid and number["capabilities"]["sms"] is True
+    assert updated.status_code == 200
+    assert updated.json()["sms_url"] == "https://h.example/twilio/sms"
+    fetched = api.request("GET", f"IncomingPhoneNumbers/{number['sid']}.json").json()
+    assert fetched["voice_url"] == "https://h.example/v"
+    assert api.request("GET", "IncomingPhoneNumbers/PN0.json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("form", "outcome"),
+    [
+        ({"PhoneNumber": "+15005550006"}, "+15005550006"),
+        ({"PhoneNumber": "+15005550000"}, 21422),
+        ({"PhoneNumber": "+15005550001"}, 21421),
+        ({"AreaCode": "533"}, 21452),
+        ({"AreaCode": "500"}, "+15005550006"),
+    ],
+)
+def test_buying_numbers_with_test_credentials_should_follow_the_magic_numbers(
+    api: Api, form: dict[str, str], outcome: str | int
+) -> None:
+    response = api.request("POST", "IncomingPhoneNumbers.json", auth=api.test, data=form)
+
+    if isinstance(outcome, int):
+        assert error_of(response) == outcome
+    else:
+        assert (response.status_code, response.json()["phone_number"]) == (201, outcome)
+
+
+# -- faults, latency, concurrency ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"), [("429", 429, 20429), ("500", 500, 20500), ("503", 503, 20503)]
+)
+def test_status_faults_should_answer_twilio_error_bodies_and_create_nothing(
+    api: Api, sim: TwilioSimulator, kind: str, status: int, code: int
+) -> None:
+    sim.faults.add(kind, "POST /2010-04-01")
+
+    response = api.send({})
+
+    assert (response.status_code, error_of(response)) == (status, code)
+    assert "Retry-After" not in response.headers
+    assert sim.messages == []
+    assert api.send({}).status_code == 201  # times=1: the next request goes through
+
+
+def test_a_timeout_should_still_create_the_message(api: Api, sim: TwilioSimulator) -> None:
+    sim.faults.add("timeout", "Messages.json", delay=0.4)
+
+    with pytest.raises(requests.ReadTimeout):
+        api.send({}, timeout=0.1)
+
+    wait_for(lambda: len(sim.messages) == 1)  # the ambiguous send: Twilio has it
+
+
+def test_a_reset_after_processing_should_leave_the_message_created(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    sim.faults.add("reset", "Messages.json")
+
+    with pytest.raises(requests.ConnectionError):
+        api.send({})
+
+    assert len(sim.messages) == 1
+    assert (
+        api.request("GET", "Messages.json").json()["messages"][0]["sid"] == (sim.messages[0]["sid"])
+    )
+
+
+def test_a_reset_before_processing_should_create_nothing(api: Api, sim: TwilioSimulator) -> None:
+    sim.faults.add("reset_before", "Messages.json")
+
+    with pytest.raises(requests.ConnectionError):
+        api.send({})
+
+    assert sim.messages == []
+
+
+def test_faults_should_honour_skip_times_and_match(api: Api, sim: TwilioSimulator) -> None:
+    sim.faults.add("500", "POST", skip=1, times=2)
+
+    statuses = [api.send({}).status_code for _ in range(4)]
+
+    assert statuses == [201, 500, 500, 201]
+    assert api.request("GET", "Messages.json").status_code == 200
+
+
+def test_latency_should_delay_every_answer(api: Api, sim: TwilioSimulator) -> None:
+    sim.latency_ms = 150
+    started = time.monotonic()
+
+    api.request("GET", "Messages.json")
+
+    assert time.monotonic() - started >= 0.15
+
+
+def test_max_concurrency_should_answer_429_to_the_excess(api: Api, sim: TwilioSimulator) -> None:
+    sim.max_concurrency, sim.latency_ms = 2, 300
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(lambda _: api.send({}), range(6)))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses.count(201) >= 1 and statuses.count(429) >= 1
+    assert all(error_of(r) == 20429 for r in responses if r.status_code == 429)
+    assert len(sim.messages) == statuses.count(201)
+
+
+# -- status callbacks ------------------------------------------------------------------
+
+
+def test_status_callbacks_should_be_signed_and_report_sent_then_delivered(
+    api: Api, sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    sid = api.send({"StatusCallback": f"{url}/twilio/status?n=abc"}).json()["sid"]
+
+    assert sim.deliver_callbacks() == 2
+
+    first, second = app.received
+    assert [first.form["MessageStatus"], second.form["MessageStatus"]] == ["sent", "delivered"]
+    assert first.form == {
+        "MessageStatus": "sent",
+        "ApiVersion": "2010-04-01",
+        "SmsSid": sid,
+        "SmsStatus": "sent",
+        "To": TO,
+        "From": sim.phone_number,
+        "MessageSid": sid,
+        "AccountSid": sim.account_sid,
+    }
+    assert re.fullmatch(r"\d{10}", second.form["RawDlrDoneDate"])
+    for request in app.received:
+        assert request.path == "/twilio/status" and request.query == "n=abc"
+        assert request.headers["User-Agent"] == "TwilioProxy/1.1"
+        assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+        assert request.headers["I-Twilio-Idempotency-Token"]
+        assert request.validates(url, sim.auth_token)
+    assert (
+        first.headers["I-Twilio-Idempotency-Token"] != second.headers["I-Twilio-Idempotency-Token"]
+    )
+    assert api.request("GET", f"Messages/{sid}.json").json()["status"] == "delivered"
+
+
+def test_unreachable_numbers_should_end_undelivered_with_30003(
+    api: Api, sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    sim.unreachable.add(TO)
+    sid = api.send({"StatusCallback": f"{url}/s"}).json()["sid"]
+
+    sim.deliver_callbacks()
+
+    assert app.received[-1].form["MessageStatus"] == "undelivered"
+    assert app.received[-1].form["ErrorCode"] == "30003"
+    assert "ErrorCode" not in app.received[0].form
+    message = api.request("GET", f"Messages/{sid}.json").json()
+    assert (message["status"], message["error_code"]) == ("undelivered", 30003)
+
+
+def test_shuffled_and_duplicated_callbacks_should_never_regress_the_status(
+    api: Api, sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    sids = [
+        api.send({"StatusCallback": f"{url}/s", "Body": str(n)}).json()["sid"] for n in range(4)
+    ]
+
+    assert sim.deliver_callbacks(shuffle=True, duplicate=True, seed=3) == 16
+
+    statuses = [(r.form["MessageSid"], r.form["MessageStatus"]) for r in app.received]
+    in_order = [
+        (sid, status) for sid in sids for status in ("sent", "sent", "delivered", "delivered")
+    ]
+    assert sorted(statuses) == sorted(in_order) and statuses != in_order
+    tokens = [r.headers["I-Twilio-Idempotency-Token"] for r in app.received]
+    assert all(tokens.count(token) == 2 for token in tokens)
+    for sid in sids:
+        assert api.request("GET", f"Messages/{sid}.json").json()["status"] == "delivered"
+
+
+def test_a_message_without_status_callback_should_still_progress(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    sid = api.send({}).json()["sid"]
+
+    assert sim.deliver_callbacks() == 0
+    assert api.request("GET", f"Messages/{sid}.json").json()["status"] == "delivered"
+
+
+def test_callbacks_should_sign_the_public_url_and_go_to_the_rewritten_one(
+    api: Api, sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    sim.callback_url_rewrite = lambda u: u.replace("https://x.example", url)
+
+    api.send({"StatusCallback": "https://x.example/twilio/status#rc=0"})
+    sim.deliver_callbacks()
+
+    assert len(app.received) == 2
+    assert all(r.validates("https://x.example", sim.auth_token) for r in app.received)
+
+
+def test_connection_overrides_should_drive_retries(
+    api: Api, sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    app.status = 500
+    api.send({"StatusCallback": f"{url}/default"})
+    api.send({"StatusCallback": f"{url}/retry#rc=2&rp=5xx"})
+
+    sim.deliver_callbacks()
+
+    paths = [r.path for r in app.received]
+    assert paths.count("/default") == 2  # one per status: rp=ct never retries a 500
+    assert paths.count("/retry") == 6  # 1 + rc=2 retries, for each of two statuses
+    retried = [r.headers["I-Twilio-Idempotency-Token"] for r in app.received if r.path == "/retry"]
+    assert len(set(retried)) == 2
+
+
+def test_a_dead_receiver_should_be_retried_once_and_then_given_up(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api.send({"StatusCallback": f"http://127.0.0.1:{port}/s"})
+
+    assert sim.deliver_callbacks() == 2
+    assert len(sim.webhook_log) == 4  # two statuses, each tried twice (rc=1, rp=ct)
+
+
+def test_auto_callbacks_should_arrive_without_being_asked(
+    api: Api, sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    sim.auto_callbacks, sim.callback_delay = True, 0.01
+
+    api.send({"StatusCallback": f"{url}/s"})
+
+    wait_for(lambda: len(app.received) == 2)
+
+
+# -- incoming messages and calls ---------------------------------------------------------
+
+
+def test_an_incoming_sms_should_carry_twilios_parameters_signed(
+    sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+
+    response = sim.send_incoming_sms(f"{url}/twilio/sms", "+33698765432", "Livraison ok")
+
+    assert response.status_code == 200 and response.text == "<Response/>"
+    (request,) = app.received
+    form = request.form
+    assert form["MessageSid"] == form["SmsSid"] == form["SmsMessageSid"]
+    assert re.fullmatch(r"SM[0-9a-f]{32}", form["MessageSid"])
+    assert (form["From"], form["To"], form["Body"]) == (
+        "+33698765432",
+        sim.phone_number,
+        "Livraison ok",
+    )
+    assert (form["SmsStatus"], form["NumMedia"], form["NumSegments"]) == ("received", "0", "1")
+    assert (form["AccountSid"], form["ApiVersion"]) == (sim.account_sid, "2010-04-01")
+    assert (form["FromCountry"], form["ToCountry"]) == ("FR", "US")
+    assert form["FromCity"] == form["FromZip"] == form["ToState"] == ""
+    assert request.validates(url, sim.auth_token)
+    assert sim.inbound[0]["sid"] == form["MessageSid"]
+
+
+def test_stop_should_opt_the_sender_out_and_start_should_opt_back_in(
+    api: Api, sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    _, url = receiver
+
+    sim.send_incoming_sms(f"{url}/sms", TO, " stop ")
+    refused = api.send({})
+    sim.send_incoming_sms(f"{url}/sms", TO, "START")
+
+    assert error_of(refused) == 21610
+    assert api.send({}).status_code == 201
+    sim.send_incoming_sms(f"{url}/sms", TO, "please stop sending")
+    assert TO not in sim.opted_out  # only a single-word message is a keyword
+
+
+def test_an_incoming_call_should_leave_a_voicemail_with_transcription(
+    sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+
+    responses = sim.place_incoming_call(f"{url}/voice", "+33698765432", transcription="Call me")
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    voice, recording, transcription = app.received
+    assert [voice.path, recording.path, transcription.path] == [
+        "/voice",
+        "/twilio/recording",
+        "/twilio/transcription",
+    ]
+    assert voice.form["CallStatus"] == "ringing" and voice.form["Direction"] == "inbound"
+    assert voice.form["Caller"] == voice.form["From"] == "+33698765432"
+    assert voice.form["Called"] == voice.form["To"] == sim.phone_number
+    assert recording.form["RecordingStatus"] == "completed"
+    assert recording.form["RecordingSource"] == "RecordVerb"
+    assert recording.form["CallSid"] == voice.form["CallSid"] == transcription.form["CallSid"]
+    assert recording.form["RecordingUrl"] == transcription.form["RecordingUrl"]
+    assert RFC2822_GMT.fullmatch(recording.form["RecordingStartTime"])
+    assert transcription.form["TranscriptionText"] == "Call me"
+    assert transcription.form["TranscriptionStatus"] == "completed"
+    assert all(r.validates(url, sim.auth_token) for r in app.received)
+
+
+def test_a_call_without_transcription_should_stop_after_the_recording(
+    sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    app.voice_twiml = '<Response><Record recordingStatusCallback="rec" action="/done"/></Response>'
+
+    responses = sim.place_incoming_call(f"{url}/voice", "+33698765432")
+
+    assert len(responses) == 3
+    assert [r.path for r in app.received] == ["/voice", "/done", "/rec"]
+    assert app.received[1].form["RecordingUrl"].startswith("https://api.twilio.com/")
+
+
+def test_a_call_answered_without_record_should_make_one_request(
+    sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    app.voice_twiml = "<Response><Hangup/></Response>"
+
+    assert len(sim.place_incoming_call(f"{url}/voice", "+33698765432")) == 1
+
+
+# -- control routes ---------------------------------------------------------------------
+
+
+def test_control_routes_should_drive_the_simulator_over_http(
+    api: Api, server: RunningServer, sim: TwilioSimulator, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    control = f"{server.url}/_sim"
+
+    assert requests.get(f"{control}/credentials", timeout=5).json()["auth_token"] == sim.auth_token
+    fault = {"kind": "500", "match": "Messages.json", "skip": 0, "times": 1, "delay": 0}
+    assert requests.post(f"{control}/faults", json=fault, timeout=5).status_code == 201
+    assert api.send({}).status_code == 500
+    sim.faults.add("503")
+    assert requests.delete(f"{control}/faults", timeout=5).status_code == 204
+    assert api.send({"StatusCallback": f"{url}/s"}).status_code == 201
+
+    listed = requests.get(f"{control}/messages", timeout=5).json()
+    assert [(m["to"], m["test"], m["status_callback"]) for m in listed] == [(TO, False, f"{url}/s")]
+    delivered = requests.post(f"{control}/callbacks/deliver", json={"duplicate": True}, timeout=5)
+    assert delivered.json() == {"delivered": 4} and len(app.received) == 4
+
+    assert requests.post(f"{control}/opt-out", json={"number": TO}, timeout=5).ok
+    assert error_of(api.send({})) == 21610
+    assert requests.post(f"{control}/latency", json={"ms": 5}, timeout=5).json() == {"ms": 5.0}
+    assert sim.latency_ms == 5
+
+
+def test_control_routes_should_play_incoming_traffic(
+    server: RunningServer, receiver: tuple[Receiver, str]
+) -> None:
+    app, url = receiver
+    control = f"{server.url}/_sim"
+
+    sms = {"url": f"{url}/sms", "from": TO, "body": "ok"}
+    call = {"url": f"{url}/voice", "from": TO}
+
+    assert requests.post(f"{control}/incoming-sms", json=sms, timeout=5).json() == {"status": 200}
+    answer = requests.post(f"{control}/incoming-call", json=call, timeout=5).json()
+    assert answer == {"statuses": [200, 200, 200]}
+    assert len(app.received) == 4
+
+
+def test_control_routes_should_reject_bad_input(server: RunningServer) -> None:
+    control = f"{server.url}/_sim"
+
+    assert requests.post(f"{control}/faults", data="{nope", timeout=5).status_code == 400
+    assert requests.post(f"{control}/faults", json={}, timeout=5).status_code == 400
+    assert requests.get(f"{control}/nothing", timeout=5).status_code == 404
+
+
+def test_recorded_dates_should_be_rfc2822_gmt(api: Api, sim: TwilioSimulator) -> None:
+    api.send({})
+
+    sent = parsedate_to_datetime(sim.messages[0]["date_sent"])
+    assert sent == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
