@@ -38,6 +38,7 @@ class Env:
     dir: Path
     x3_server: RunningServer
     twilio_server: RunningServer
+    public_url: str = "http://127.0.0.1:8080"  # where the shim listens, once one is served
 
     @property
     def x3(self) -> X3Simulator:
@@ -57,7 +58,7 @@ class Env:
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Write the simulator configuration, with top-level sections replaced or updated."""
-        config = sim_config(self.x3_server, self.twilio_server)
+        config = sim_config(self.x3_server, self.twilio_server, public_url=self.public_url)
         for key, value in changes.items():
             if isinstance(value, dict) and isinstance(config.get(key), dict):
                 config[key].update(value)
@@ -102,3 +103,18 @@ def env(tmp_path: Path, x3_server: RunningServer, twilio_server: RunningServer) 
     environment = Env(tmp_path, x3_server, twilio_server)
     environment.configure()
     return environment
+
+
+@pytest.fixture
+def shim(env: Env) -> Iterator[RunningServer]:
+    """The webhook shim on loopback, its public_url being the address it is served on."""
+    from x3twilio.config import load_config
+    from x3twilio.wsgi import Shim
+
+    server = RunningServer(lambda environ, start: [])  # a port first, then the app
+    env.public_url = server.url
+    env.configure()
+    server.app = Shim(load_config(env.config_path, env={}))
+    server.httpd.set_app(server.app)
+    with server:
+        yield server

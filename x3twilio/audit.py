@@ -16,6 +16,7 @@ from x3twilio.state import ensure_dir
 
 SCHEMA_VERSION = 1
 AUDIT_DIR = "audit"
+_KEEP_NULL = {"matched"}  # `matched: null` says "unknown sender" (the contract)
 
 
 def utc_now() -> datetime:
@@ -45,7 +46,7 @@ class AuditLog:
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         now = self.clock()
         record = {"v": SCHEMA_VERSION, "ts": iso_ms(now), "event": event, "run_id": self.run_id}
-        record.update((k, v) for k, v in fields.items() if v is not None)
+        record.update((k, v) for k, v in fields.items() if v is not None or k in _KEEP_NULL)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
         self._append(f"{now:%Y-%m}.jsonl", (line + "\n").encode())
         return record

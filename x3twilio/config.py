@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,7 @@ from x3twilio.errors import ConfigError
 from x3twilio.phones import is_e164
 from x3twilio.rules import Rule, load_rules
 from x3twilio.sources import Source, load_sources
+from x3twilio.templates import Template, TemplateError, compile_template
 from x3twilio.yamlnode import Node, interpolate
 
 DEFAULT_PATH = "x3twilio.yaml"
@@ -41,6 +43,51 @@ class TwilioConfig:
     api_key_secret: str | None = None
     api_url: str = "https://api.twilio.com"
     timeout: float = 15.0
+    previous_auth_token: str | None = None  # still accepted on webhooks during a rotation
+
+
+# What a note template (inbound.note.fields) may use.
+NOTE_PLACEHOLDERS = (
+    "kind",
+    "partner",
+    "reference",
+    "phone",
+    "sid",
+    "text",
+    "received",
+    "channel",
+    "line",
+)
+DEFAULT_REFERENCES = {
+    "purchase_orders": r"\bPO[A-Z]{0,3}\d+\b",
+    "purchase_invoices": r"\bPI[A-Z]{0,3}\d+\b",
+    "sales_invoices": r"\bSI[A-Z]{0,3}\d+\b",
+    "payments": r"\bPAY[A-Z]{0,3}\d+\b",
+}
+
+
+@dataclass(frozen=True)
+class NoteTarget:
+    """Where a supplier's reply is written in X3."""
+
+    mode: str = "notes"  # "notes": append to BPSREM/BPCREM; "create": a record of `x3_class`
+    max_length: int = 250  # of the notes field; the oldest lines make room
+    x3_class: str | None = None
+    fields: Mapping[str, Template] = field(default_factory=dict)  # X3 code -> template
+    marker: str | None = None  # the field that holds the message SID (idempotency)
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    max_body: int = 64 * 1024
+    voice_prompt: str = "Please leave a message for our purchasing team after the tone."
+    voice_goodbye: str = "Thank you. Goodbye."
+    voice_language: str = "en-GB"
+    transcription_wait: float = 600.0  # log a voicemail without its transcription after this
+    phone_index_ttl: float = 3600.0  # re-read supplier and customer phones from X3 after this
+    references: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_REFERENCES))
+    note: NoteTarget = field(default_factory=NoteTarget)
+    catch_all: tuple[str, str] | None = None  # (supplier|customer, code) for unknown senders
 
 
 @dataclass(frozen=True)
@@ -60,6 +107,7 @@ class Config:
     state_dir: Path
     region: str
     retry: RetryConfig
+    inbound: InboundConfig
     groups: Mapping[str, tuple[str, ...]]
     sources: Mapping[str, Source]
     rules: tuple[Rule, ...]
@@ -110,6 +158,7 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
         state_dir=Path(state_dir).resolve() if state_dir else base / configured_state,
         region=_load_region(root),
         retry=_load_retry(root.child("retry")),
+        inbound=_load_inbound(root.child("inbound")),
         groups=groups,
         sources=sources,
         rules=load_rules(root, sources, groups),
@@ -150,6 +199,7 @@ def _load_twilio(node: Node) -> TwilioConfig:
         api_key_secret=node.get("api_key_secret", str, None),
         api_url=node.get("api_url", str, "https://api.twilio.com").rstrip("/"),
         timeout=node.duration("timeout", 15.0),
+        previous_auth_token=node.get("previous_auth_token", str, "") or None,
     )
     if not (twilio.from_number or twilio.messaging_service_sid):
         raise node.error("from", "give the sending number (from) or messaging_service_sid")
@@ -181,6 +231,64 @@ def _load_retry(node: Node) -> RetryConfig:
         raise node.error("attempts", "expected at least 1")
     node.done()
     return retry
+
+
+def _load_inbound(node: Node) -> InboundConfig:
+    references = dict(DEFAULT_REFERENCES)
+    refs = node.child("references")
+    for source, pattern in node.items("references"):
+        try:
+            re.compile(refs.get(source, str))
+        except re.error as exc:
+            raise refs.error(source, f"not a valid regular expression: {exc}") from None
+        references[source] = pattern
+    inbound = InboundConfig(
+        max_body=node.get("max_body", int, 64 * 1024),
+        voice_prompt=node.get("voice_prompt", str, InboundConfig.voice_prompt),
+        voice_goodbye=node.get("voice_goodbye", str, InboundConfig.voice_goodbye),
+        voice_language=node.get("voice_language", str, InboundConfig.voice_language),
+        transcription_wait=node.duration("transcription_wait", 600.0),
+        phone_index_ttl=node.duration("phone_index_ttl", 3600.0),
+        references=references,
+        note=_load_note(node.child("note")),
+        catch_all=_load_catch_all(node) if node.has("catch_all") else None,
+    )
+    node.done()
+    return inbound
+
+
+def _load_note(node: Node) -> NoteTarget:
+    mode = node.get("mode", str, "notes")
+    if mode not in ("notes", "create"):
+        raise node.error("mode", "expected notes (BPSREM/BPCREM) or create (a record)")
+    fields_node, fields = node.child("fields"), {}
+    for code, text in node.items("fields"):
+        try:
+            fields[code] = compile_template(str(text), dict.fromkeys(NOTE_PLACEHOLDERS, "text"))
+        except TemplateError as exc:
+            raise fields_node.error(code, str(exc)) from None
+    marker = next((code for code, t in fields.items() if t.text == "{sid}"), None)
+    note = NoteTarget(
+        mode, node.get("max_length", int, 250), node.get("class", str, None), fields, marker
+    )
+    if mode == "create" and not (note.x3_class and marker):
+        raise node.error(
+            "fields",
+            "mode create needs class, and fields with one field "
+            "set to exactly {sid} (it keeps a reply from being logged twice)",
+        )
+    node.done()
+    return note
+
+
+def _load_catch_all(node: Node) -> tuple[str, str]:
+    catch = node.child("catch_all")
+    kind = catch.get("kind", str)
+    if kind not in ("supplier", "customer"):
+        raise catch.error("kind", "expected supplier or customer")
+    result = (kind, catch.get("code", str))
+    catch.done()
+    return result
 
 
 def _load_groups(root: Node) -> dict[str, tuple[str, ...]]:

@@ -29,16 +29,31 @@ CREATE TABLE IF NOT EXISTS notifications (
     status TEXT NOT NULL, reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT NOT NULL DEFAULT '',
     provider_id TEXT, error_code INTEGER, error_message TEXT,
-    in_flight_since TEXT,
+    in_flight_since TEXT, delivery TEXT,
     created TEXT NOT NULL, updated TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notifications_todo ON notifications (status, next_attempt);
 CREATE INDEX IF NOT EXISTS notifications_provider ON notifications (provider_id);
+CREATE TABLE IF NOT EXISTS optouts (
+    number TEXT PRIMARY KEY, since TEXT NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inbound (id TEXT PRIMARY KEY, outcome TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS voicemails (
+    call_sid TEXT PRIMARY KEY, from_number TEXT, to_number TEXT,
+    recording_sid TEXT, recording_url TEXT, recorded_at TEXT,
+    transcription TEXT, transcribed INTEGER NOT NULL DEFAULT 0,
+    logged INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS seen (
     source TEXT NOT NULL, record TEXT NOT NULL, stamp TEXT NOT NULL,
     PRIMARY KEY (source, record, stamp)
 ) WITHOUT ROWID;
 """
+
+_COLUMNS = (
+    "id, rule, source, record, channel, recipient, body, status, reason,"
+    " attempts, provider_id, in_flight_since"
+)
 
 
 def notification_id(*parts: str) -> str:
@@ -144,8 +159,7 @@ class Outbox:
     def due(self, now: str) -> list[Notification]:
         """Notifications to send now: pending ones whose time has come, and in-flight ones."""
         rows = self.db.execute(
-            "SELECT id, rule, source, record, channel, recipient, body, status, reason,"
-            " attempts, provider_id, in_flight_since FROM notifications"
+            f"SELECT {_COLUMNS} FROM notifications"
             " WHERE status IN ('pending', 'sending') AND next_attempt <= ? ORDER BY created, id",
             (now,),
         ).fetchall()
@@ -156,6 +170,9 @@ class Outbox:
         since = n.in_flight_since or now
         self._update(n.id, now, status="sending", attempts=n.attempts + 1, in_flight_since=since)
         return replace(n, status="sending", attempts=n.attempts + 1, in_flight_since=since)
+
+    def mark_skipped(self, n: Notification, reason: str, now: str) -> None:
+        self._update(n.id, now, status="skipped", reason=reason, in_flight_since=None)
 
     def mark_sent(self, n: Notification, provider_id: str, now: str) -> None:
         self._update(
@@ -205,6 +222,69 @@ class Outbox:
         """Forget change stamps older than the look-back horizon: they cannot come back."""
         with self._transaction() as db:
             db.execute("DELETE FROM seen WHERE source=? AND stamp<?", (source, before))
+
+    # -- delivery statuses --------------------------------------------------------------
+
+    def by_provider_id(self, provider_id: str) -> tuple[Notification, str | None] | None:
+        """The notification Twilio knows as `provider_id`, with its delivery status."""
+        row = self.db.execute(
+            f"SELECT {_COLUMNS}, delivery FROM notifications WHERE provider_id=?", (provider_id,)
+        ).fetchone()
+        return (Notification(*row[:-1]), row[-1]) if row else None
+
+    def set_delivery(self, notification_id: str, status: str, now: str) -> None:
+        self._update(notification_id, now, delivery=status)
+
+    def last_sent_to(self, number: str) -> Notification | None:
+        """The newest notification sent to `number`: what a reply most likely answers."""
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM notifications WHERE recipient=? AND status='sent'"
+            " ORDER BY updated DESC LIMIT 1",
+            (number,),
+        ).fetchone()
+        return Notification(*row) if row else None
+
+    # -- opt-outs and inbound items -------------------------------------------------------
+
+    def opted_out(self, number: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM optouts WHERE number=?", (number,)).fetchone()
+        return row is not None
+
+    def opt_out(self, number: str, reason: str, now: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO optouts VALUES (?, ?, ?)", (number, now, reason))
+
+    def opt_in(self, number: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM optouts WHERE number=?", (number,))
+
+    def inbound_outcome(self, item_id: str) -> str | None:
+        row = self.db.execute("SELECT outcome FROM inbound WHERE id=?", (item_id,)).fetchone()
+        return row[0] if row else None
+
+    def record_inbound(self, item_id: str, outcome: str, now: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO inbound VALUES (?, ?, ?)", (item_id, outcome, now))
+
+    def voicemail(self, call_sid: str, **columns: object) -> dict[str, object]:
+        """Merge what one callback tells about a voicemail, and return all that is known."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO voicemails (call_sid) VALUES (?)", (call_sid,))
+            for name, value in columns.items():
+                if value not in (None, ""):
+                    db.execute(
+                        f"UPDATE voicemails SET {name}=? WHERE call_sid=?", (value, call_sid)
+                    )
+        cursor = self.db.execute("SELECT * FROM voicemails WHERE call_sid=?", (call_sid,))
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchone(), strict=True))
+
+    def voicemails_waiting(self) -> list[dict[str, object]]:
+        cursor = self.db.execute(
+            "SELECT * FROM voicemails WHERE logged=0 AND recording_url IS NOT NULL"
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM notifications GROUP BY status")

@@ -15,7 +15,7 @@ from x3twilio.errors import ExitCode, RemoteError, X3Error
 from x3twilio.outbox import Notification, Outbox, notification_id
 from x3twilio.phones import to_e164
 from x3twilio.rules import Recipient, Rule
-from x3twilio.senders.twilio import TwilioSender
+from x3twilio.senders.twilio import OPTED_OUT, TwilioSender
 from x3twilio.sources import Record, Source, decode, parse_stamp
 from x3twilio.state import Watermarks, run_lock
 from x3twilio.transport import Retrier, make_session
@@ -248,6 +248,11 @@ class Poller:
             self._send_one(n)
 
     def _send_one(self, n: Notification) -> None:
+        if self.outbox.opted_out(n.to):  # they texted STOP: never send until START
+            self.outbox.mark_skipped(n, "opted_out", iso_ms(self.clock()))
+            self._audit("notification.skipped", n, status="skipped", reason="opted_out")
+            self.report.counts["skipped"] += 1
+            return
         in_flight = parse_stamp(n.in_flight_since) if n.in_flight_since else None
         n = self.outbox.mark_sending(n, iso_ms(self.clock()))
         try:
@@ -270,6 +275,8 @@ class Poller:
         elif exc.transient:  # this message was refused for now (queue full, rate)
             delay = min(RETRY_FIRST * 2 ** (n.attempts - 1), RETRY_CAP)
             retry_at = iso_ms(now + timedelta(seconds=delay))
+        if exc.code == OPTED_OUT:  # Twilio's own STOP list: remember it here too
+            self.outbox.opt_out(n.to, str(OPTED_OUT), iso_ms(now))
         ambiguous = exc.transient and exc.code != 20429
         self.outbox.mark_failed(n, iso_ms(now), exc.code, exc.message, retry_at, ambiguous)
         error = {"code": exc.code, "message": exc.message, "permanent": retry_at is None}

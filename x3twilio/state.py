@@ -54,15 +54,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def run_lock(state_dir: Path) -> Iterator[None]:
-    """Hold the state directory's lock for one run; a second run gets LockHeld at once."""
+def run_lock(state_dir: Path, name: str = LOCK) -> Iterator[None]:
+    """Hold one of the state directory's locks for a run; a second run gets LockHeld at once.
+
+    `poll` and `ingest` take different locks: each may run beside the other, never twice.
+    """
     ensure_dir(state_dir)
-    fd = os.open(state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(state_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockHeld(f"another run holds {state_dir / LOCK}; nothing was done") from None
+            raise LockHeld(f"another run holds {state_dir / name}; nothing was done") from None
         yield
     finally:
         os.close(fd)  # closing releases the lock

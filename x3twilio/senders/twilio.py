@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from x3twilio.config import TwilioConfig
+from x3twilio.config import Config, TwilioConfig
 from x3twilio.errors import TwilioError
 from x3twilio.outbox import Notification
 from x3twilio.transport import Retrier, retry_after
@@ -135,3 +135,38 @@ def _rfc2822(value: Any) -> datetime | None:
         return parsedate_to_datetime(value) if isinstance(value, str) else None
     except (TypeError, ValueError):
         return None
+
+
+def register_webhooks(config: Config, number: str) -> list[str]:
+    """Find the IncomingPhoneNumber and point its webhooks at the shim's routes."""
+    from x3twilio.transport import make_session
+
+    twilio = config.twilio
+    session = make_session()
+    auth = (twilio.api_key_sid or twilio.account_sid, twilio.api_key_secret or twilio.auth_token)
+    base = f"{twilio.api_url}/{API_VERSION}/Accounts/{twilio.account_sid}/IncomingPhoneNumbers"
+    response = session.get(
+        f"{base}.json", params={"PhoneNumber": number}, auth=auth, timeout=twilio.timeout
+    )
+    if response.status_code != 200:
+        raise _error(response, _json(response))
+    numbers = _json(response).get("incoming_phone_numbers") or []
+    if not numbers:
+        raise TwilioError(f"{number} is not a number of account {twilio.account_sid}")
+    sid, url = numbers[0]["sid"], config.public_url
+    form = {
+        "SmsUrl": f"{url}/twilio/sms",
+        "SmsMethod": "POST",
+        "VoiceUrl": f"{url}/twilio/voice",
+        "VoiceMethod": "POST",
+        "StatusCallback": f"{url}/twilio/status",
+        "StatusCallbackMethod": "POST",
+    }
+    response = session.post(f"{base}/{sid}.json", data=form, auth=auth, timeout=twilio.timeout)
+    if response.status_code != 200:
+        raise _error(response, _json(response))
+    return [
+        f"{number} ({sid}): {name} → {value}"
+        for name, value in form.items()
+        if name.endswith("Url") or name == "StatusCallback"
+    ]

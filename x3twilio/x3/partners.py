@@ -57,11 +57,11 @@ def _mobiles(record: dict[str, Any]) -> Iterator[Phone]:
             yield Phone(_text(address.get("MOB")), address.get("CRY") or country)
     # No mobile anywhere: the first phone at all, so a bad number is reported, not silent.
     for address in ([default] if default else []) + addresses:
-        for phone in _dimensioned(address, "TEL"):
+        for phone in dimensioned(address, "TEL"):
             yield Phone(phone, address.get("CRY") or country)
 
 
-def _dimensioned(row: dict[str, Any], code: str) -> list[str]:
+def dimensioned(row: dict[str, Any], code: str) -> list[str]:
     """TEL(0..4) arrives as a JSON array or as TEL1..TEL5, depending on the server."""
     value = row.get(code)
     values = value if isinstance(value, list) else [value]

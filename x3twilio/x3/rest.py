@@ -57,7 +57,7 @@ class RestClient:
 
     def details(self, x3_class: str, key: str) -> dict[str, Any] | None:
         """One record's $details (children included), or None when X3 says it does not exist."""
-        url = f"{self.base}/{x3_class}('{quote(key, safe='~')}')?representation={x3_class}.$details"
+        url = self._record_url(x3_class, key, "$details")
         try:
             body, _ = self.retrier.call(self._get, url)
         except X3Error as exc:
@@ -65,6 +65,23 @@ class RestClient:
                 return None
             raise
         return body
+
+    def edit(self, x3_class: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """PUT only the changed properties through the $edit facet (api1 has no ETag)."""
+        url = self._record_url(x3_class, key, "$edit")
+        return self.retrier.call(self._send, "PUT", url, changes)
+
+    def create(self, x3_class: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST one $create, not retried here: a lost answer may hide a created record,
+        so callers retry only after checking whether it exists."""
+        url = f"{self.base}/{x3_class}?representation={x3_class}.$create"
+        return self._send("POST", url, body)
+
+    def _record_url(self, x3_class: str, key: str, facet: str) -> str:
+        return f"{self.base}/{x3_class}('{quote(key, safe='~')}')?representation={x3_class}.{facet}"
+
+    def _send(self, method: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _json_body(self._request(method, url, json=body), url)
 
     def _get(self, url: str) -> tuple[dict[str, Any], datetime | None]:
         response = self._request("GET", url)

@@ -1,0 +1,250 @@
+"""Inbound: the signed webhook shim, the spool, and `x3twilio ingest` writing notes in X3."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from tests.conftest import Env
+from tests.test_poll import ONLY_PO_APPROVED, edit, next_second
+from x3twilio.signature import compute_signature
+
+FR001_MOBILE = "+33612345678"  # "06 12 34 56 78" on FR001's address, country FR
+
+
+def spooled(env: Env) -> list:
+    new = env.state_dir / "inbox" / "new"
+    return sorted(new.iterdir()) if new.exists() else []
+
+
+def sms_params(env: Env, body: str = "hello", sid: str = "SM" + "1" * 32) -> dict:
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": env.twilio.account_sid,
+        "From": FR001_MOBILE,
+        "To": env.twilio.phone_number,
+        "Body": body,
+        "NumMedia": "0",
+        "FromCity": "",
+        "ToZip": "",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def post(url: str, params: dict, signature: str, **headers: str) -> requests.Response:
+    return requests.post(
+        url, data=params, headers={"X-Twilio-Signature": signature, **headers}, timeout=5
+    )
+
+
+def notes_of(env: Env, supplier: str = "FR001") -> str:
+    return env.x3.get("BPSUPPLIER", supplier)["BPSREM"]
+
+
+# -- the shim ------------------------------------------------------------------------------
+
+
+def test_a_validly_signed_sms_is_spooled_once_and_answered_with_empty_twiml(env, shim):
+    url, params = f"{shim.url}/twilio/sms", sms_params(env)
+    token = env.twilio.auth_token
+    for _ in range(2):  # Twilio's retry of the same delivery carries the same token
+        answer = post(
+            url,
+            params,
+            compute_signature(url, params, token),
+            **{"I-Twilio-Idempotency-Token": "tok-1"},
+        )
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"].startswith("text/xml")
+        assert answer.text == '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+    assert len(spooled(env)) == 1
+    assert oct(spooled(env)[0].stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("forgery", ["none", "tampered", "wrong-token", "other-url"])
+def test_forged_webhooks_get_403_and_are_not_spooled(env, shim, forgery, capfd):
+    url, params = f"{shim.url}/twilio/sms", sms_params(env)
+    token = env.twilio.auth_token
+    signature = {
+        "none": "",
+        "tampered": compute_signature(url, {**params, "Body": "other"}, token),
+        "wrong-token": compute_signature(url, params, "not-the-token"),
+        "other-url": compute_signature(f"{shim.url}/twilio/status", params, token),
+    }[forgery]
+    assert post(url, params, signature).status_code == 403
+    assert spooled(env) == []
+
+
+def test_the_signature_is_checked_against_public_url_not_the_host_header(env, shim):
+    params = sms_params(env)
+    signed_for = "https://proxy.example.com/twilio/sms"  # what Twilio would have called
+    answer = post(
+        f"{shim.url}/twilio/sms",
+        params,
+        compute_signature(signed_for, params, env.twilio.auth_token),
+        Host="proxy.example.com",
+    )
+    assert answer.status_code == 403
+
+
+def test_size_method_and_route_limits(env, shim):
+    big = requests.post(f"{shim.url}/twilio/sms", data=b"x" * (1 << 20), timeout=5)
+    assert big.status_code == 413
+    assert requests.get(f"{shim.url}/twilio/sms", timeout=5).status_code == 405
+    assert requests.post(f"{shim.url}/twilio/nope", timeout=5).status_code == 404
+    assert requests.get(f"{shim.url}/healthz", timeout=5).text == "ok\n"
+    assert spooled(env) == []
+
+
+def test_a_call_is_answered_with_a_recording_twiml_pointing_back_at_the_shim(env, shim):
+    answers = env.twilio.place_incoming_call(f"{shim.url}/twilio/voice", FR001_MOBILE)
+    twiml = answers[0].text
+    assert answers[0].headers["Content-Type"].startswith("text/xml")
+    assert f'recordingStatusCallback="{shim.url}/twilio/recording"' in twiml
+    assert f'transcribeCallback="{shim.url}/twilio/transcription"' in twiml
+    assert "<Hangup/>" in answers[1].text  # the <Record> action ends the call
+    assert [a.status_code for a in answers] == [200, 200, 204, 204]
+    assert len(spooled(env)) == 3  # voice, recording, transcription
+
+
+# -- ingest --------------------------------------------------------------------------------
+
+
+def test_a_supplier_reply_lands_once_as_a_note_on_that_supplier(env, shim):
+    result = env.twilio.send_incoming_sms(
+        f"{shim.url}/twilio/sms", FR001_MOBILE, "PO123 reçu, merci"
+    )
+    assert result.status_code == 200
+    sid = env.twilio.inbound[-1]["sid"]
+    # the same message again, as if delivered twice without an idempotency token
+    params = sms_params(env, "PO123 reçu, merci", sid)
+    url = f"{shim.url}/twilio/sms"
+    post(url, params, compute_signature(url, params, env.twilio.auth_token))
+    env.run("ingest")
+    env.run("ingest")
+    notes = notes_of(env)
+    assert notes.count(f"[{sid}]") == 1
+    assert f"SMS from {FR001_MOBILE} re PO123: PO123 reçu, merci [{sid}]" in notes
+    (logged,) = [r for r in env.audit() if r["event"] == "inbound.logged"]
+    assert logged["matched"] == "BPSUPPLIER:FR001" and logged["reference"] == "PO123"
+    assert logged["from"] == FR001_MOBILE and logged["channel"] == "sms"
+
+
+def test_a_reply_without_a_number_refers_to_the_last_notification_sent(env, shim):
+    env.configure(rules=ONLY_PO_APPROVED)
+    env.run("poll")
+    po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
+    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
+    next_second()
+    env.run("poll")
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "Bien reçu")
+    env.run("ingest")
+    assert f"re {po['POHNUM']}: Bien reçu" in notes_of(env)
+
+
+def test_an_unknown_sender_is_audited_with_matched_null(env, shim):
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", "+447700900999", "who is this")
+    env.run("ingest")
+    (received,) = [r for r in env.audit() if r["event"] == "inbound.received"]
+    assert received["matched"] is None and received["body"] == "who is this"
+
+
+def test_a_voicemail_with_its_transcription_becomes_one_note(env, shim):
+    env.twilio.place_incoming_call(
+        f"{shim.url}/twilio/voice", FR001_MOBILE, transcription="Livraison PO456 demain matin"
+    )
+    env.run("ingest")
+    env.run("ingest")
+    notes = notes_of(env)
+    assert notes.count("Voicemail from +33612345678 re PO456: Livraison PO456 demain matin") == 1
+    (logged,) = [r for r in env.audit() if r["event"] == "inbound.logged"]
+    assert logged["channel"] == "voice" and logged["transcription"].startswith("Livraison")
+    assert logged["recording_url"].startswith("https://api.twilio.com/")
+
+
+def test_a_voicemail_whose_transcription_never_comes_is_logged_after_the_wait(env, shim):
+    env.configure(inbound={"transcription_wait": "1s"})
+    env.twilio.place_incoming_call(f"{shim.url}/twilio/voice", FR001_MOBILE, transcription="")
+    env.run("ingest")
+    assert "Voicemail" not in notes_of(env)
+    time.sleep(1.1)
+    env.run("ingest")
+    assert notes_of(env).count("(no transcription)") == 1
+
+
+def test_status_callbacks_out_of_order_end_as_delivered(env, shim):
+    env.configure(rules=ONLY_PO_APPROVED)
+    env.run("poll")
+    po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
+    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
+    next_second()
+    env.run("poll")
+    (message,) = env.twilio.messages
+    assert message["status_callback"].startswith(f"{shim.url}/twilio/status?n=")
+    # deliver "delivered" first, then "sent", each twice
+    pending = env.twilio._pending
+    env.twilio._pending = list(reversed(pending))
+    assert env.twilio.deliver_callbacks(duplicate=True) == 4
+    env.run("ingest")
+    statuses = [r["status"] for r in env.audit() if r["event"] == "notification.status"]
+    assert statuses == ["delivered"]
+
+
+def test_stop_skips_the_next_notification_and_start_lifts_it(env, shim):
+    env.configure(rules=ONLY_PO_APPROVED)
+    env.run("poll")
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "STOP")
+    env.run("ingest")
+    orders = [p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1]
+    edit(env, "PORDER", orders[0]["POHNUM"], {"APPFLG": 3})
+    next_second()
+    env.run("poll")
+    assert env.twilio.messages == []
+    skipped = [r for r in env.audit() if r["event"] == "notification.skipped"]
+    assert [r["reason"] for r in skipped] == ["opted_out"]
+
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "START")
+    env.run("ingest")
+    edit(env, "PORDER", orders[1]["POHNUM"], {"APPFLG": 3})
+    next_second()
+    env.run("poll")
+    assert [m["to"] for m in env.twilio.messages] == [FR001_MOBILE]
+
+
+def test_x3_down_during_ingest_exits_1_loses_nothing_and_the_next_ingest_logs_it(env, shim):
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "PO789 ok")
+    env.x3.faults.add("503", match="BPSUPPLIER", times=0)
+    result = env.run("ingest", expect=1)
+    assert "1 failed" in result.stdout
+    assert [r["event"] for r in env.audit() if r["event"].startswith("inbound.")] == [
+        "inbound.failed"
+    ]
+    env.x3.faults.clear()
+    env.run("ingest")
+    assert "re PO789: PO789 ok" in notes_of(env)
+
+
+def test_replies_can_be_logged_as_records_of_a_custom_class(env, shim):
+    env.configure(
+        inbound={
+            "note": {
+                "mode": "create",
+                "class": "YSMSLOG",
+                "fields": {
+                    "BPNUM": "{partner}",
+                    "DOCNUM": "{reference}",
+                    "PHONE": "{phone}",
+                    "DIRECTION": "IN",
+                    "MSGSID": "{sid}",
+                    "TEXT": "{text}",
+                },
+            }
+        }
+    )
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "PO123 reçu")
+    env.run("ingest")
+    (log,) = env.x3.records("YSMSLOG")
+    assert (log["BPNUM"], log["DOCNUM"], log["TEXT"]) == ("FR001", "PO123", "PO123 reçu")

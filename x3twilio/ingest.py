@@ -1,0 +1,305 @@
+"""`ingest`: the spooled webhooks → delivery statuses, opt-outs, and replies as notes in X3."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from x3twilio.audit import AuditLog, iso_ms, new_run_id, utc_now
+from x3twilio.config import Config
+from x3twilio.errors import ExitCode, RemoteError
+from x3twilio.notes import Note, NoteWriter
+from x3twilio.outbox import Outbox
+from x3twilio.phonebook import PhoneBook
+from x3twilio.phones import to_e164
+from x3twilio.sources import parse_stamp
+from x3twilio.spool import Spool, Spooled
+from x3twilio.state import run_lock
+from x3twilio.transport import Retrier, make_session
+from x3twilio.x3.rest import RestClient
+
+# Twilio's default opt-out keywords (TWILIO.md §11): single-word messages only.
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+START_WORDS = {"START", "UNSTOP", "YES"}
+# Delivery statuses only move forward; callbacks arrive out of order (TWILIO.md §7.5).
+RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "canceled": 3,
+    "read": 4,
+}
+TERMINAL = {"delivered", "undelivered", "failed", "canceled", "read"}
+
+
+@dataclass
+class IngestReport:
+    run_id: str
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.PARTIAL if self.counts["failed"] else ExitCode.OK
+
+
+class Ingester:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config, self.clock = config, clock
+        self.x3 = RestClient(config.x3, make_session(), Retrier(config.retry, sleep=sleep))
+        self.notes = NoteWriter(config.inbound.note, self.x3)
+        self.phonebook = PhoneBook(
+            config.state_dir, self.x3, config.region, config.inbound.phone_index_ttl
+        )
+        self.spool = Spool(config.state_dir)
+        self.patterns = [re.compile(p, re.IGNORECASE) for p in config.inbound.references.values()]
+        self.report = IngestReport(new_run_id(clock()))
+        self.x3_down = False
+
+    def pending(self) -> Counter[str]:
+        """What is waiting in the spool, by route (for --dry-run)."""
+        return Counter(item.payload.get("route", "?") for item in self.spool.waiting())
+
+    def run(self) -> IngestReport:
+        with run_lock(self.config.state_dir, name="ingest.lock"):
+            self.outbox = Outbox(self.config.state_dir)
+            self.audit = AuditLog(self.config.state_dir, self.report.run_id, self.clock)
+            self.audit.write("run.started", command="ingest")
+            for item in self.spool.orphans() + self.spool.claim():
+                self._process(item)
+            self._finish_voicemails()
+            self.audit.write(
+                "run.finished", counts=dict(self.report.counts), exit_code=self.report.exit_code
+            )
+            self.audit.close()
+            self.outbox.close()
+        return self.report
+
+    def _process(self, item: Spooled) -> None:
+        route = item.payload.get("route")
+        params = dict(item.payload.get("params") or [])
+        if self.x3_down and route == "sms":
+            self.spool.finish(item, "new")  # X3 is down: keep it for the next run
+            return
+        try:
+            handler = getattr(self, f"_{route}", None)
+            if handler is not None:
+                handler(params, item.payload)
+            self.spool.finish(item, "done")
+        except RemoteError as exc:
+            self.x3_down = self.x3_down or exc.transient
+            self._inbound_failed(params, "sms", exc)
+            self.spool.finish(item, "new" if exc.transient else "failed")
+
+    # -- delivery statuses ----------------------------------------------------------------
+
+    def _status(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+        sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
+        found = self.outbox.by_provider_id(sid)
+        if found is None:
+            self.report.counts["unknown_status"] += 1
+            return
+        n, current = found
+        if current in TERMINAL or RANK.get(status, -1) <= RANK.get(current or "", -1):
+            self.report.counts["stale_status"] += 1  # an older status arriving late
+            return
+        self.outbox.set_delivery(n.id, status, iso_ms(self.clock()))
+        error = None
+        if params.get("ErrorCode"):
+            error = {
+                "code": int(params["ErrorCode"]),
+                "message": f"carrier error {params['ErrorCode']}",
+                "permanent": status != "undelivered",
+            }
+        self.audit.write(
+            "notification.status",
+            id=n.id,
+            rule=n.rule,
+            source=n.source,
+            record=n.record,
+            channel=n.channel,
+            to=n.to,
+            status=status,
+            provider_id=sid,
+            error=error,
+        )
+        self.report.counts["status"] += 1
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _sms(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+        sid = params.get("MessageSid", "")
+        if self.outbox.inbound_outcome(sid) in ("logged", "unmatched"):
+            self.report.counts["duplicate"] += 1
+            return
+        sender = to_e164(params.get("From", ""), None) or params.get("From", "")
+        body = params.get("Body", "")
+        self._keywords(sender, body)
+        note = self._note(sender, sid, body, payload["received"], "sms")
+        self._log(note, sid, sender, params.get("To", ""), "sms", body=body)
+
+    def _keywords(self, sender: str, body: str) -> None:
+        word = body.strip().strip(".!").upper()
+        now = iso_ms(self.clock())
+        if word in STOP_WORDS:
+            self.outbox.opt_out(sender, word, now)
+            self.report.counts["opted_out"] += 1
+        elif word in START_WORDS:
+            self.outbox.opt_in(sender)
+            self.report.counts["opted_in"] += 1
+
+    def _voice(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+        self.outbox.voicemail(
+            params.get("CallSid", ""), from_number=params.get("From"), to_number=params.get("To")
+        )
+
+    def _recording(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+        if params.get("RecordingStatus", "completed") == "completed":
+            self.outbox.voicemail(
+                params.get("CallSid", ""),
+                recording_sid=params.get("RecordingSid"),
+                recording_url=params.get("RecordingUrl"),
+                recorded_at=payload["received"],
+            )
+
+    def _transcription(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+        text = (
+            params.get("TranscriptionText")
+            if params.get("TranscriptionStatus") == "completed"
+            else None
+        )
+        self.outbox.voicemail(
+            params.get("CallSid", ""),
+            transcription=text,
+            transcribed=1,
+            from_number=params.get("From"),
+            to_number=params.get("To"),
+            recording_url=params.get("RecordingUrl"),
+            recorded_at=payload["received"],
+        )
+
+    def _finish_voicemails(self) -> None:
+        """Log each voicemail once: with its transcription, or without it after the wait."""
+        wait = timedelta(seconds=self.config.inbound.transcription_wait)
+        for vm in self.outbox.voicemails_waiting():
+            recorded = parse_stamp(str(vm["recorded_at"]))
+            if not vm["transcribed"] and self.clock() - recorded < wait:
+                continue
+            if self.x3_down:
+                return
+            sid, sender = str(vm["call_sid"]), str(vm["from_number"] or "")
+            text = str(vm["transcription"] or "(no transcription)") + f" <{vm['recording_url']}>"
+            try:
+                note = self._note(
+                    sender,
+                    sid,
+                    str(vm["transcription"] or ""),
+                    str(vm["recorded_at"]),
+                    "voice",
+                    text,
+                )
+                self._log(
+                    note,
+                    sid,
+                    sender,
+                    str(vm["to_number"] or ""),
+                    "voice",
+                    recording_url=vm["recording_url"],
+                    transcription=vm["transcription"],
+                )
+            except RemoteError as exc:
+                self.x3_down = exc.transient
+                self._inbound_failed({"CallSid": sid, "From": sender}, "voice", exc)
+                continue
+            self.outbox.voicemail(sid, logged=1)
+
+    def _note(
+        self, sender: str, sid: str, said: str, received: str, channel: str, text: str | None = None
+    ) -> Note | None:
+        partner = self.phonebook.find(sender) or self.config.inbound.catch_all
+        if partner is None:
+            return None
+        return Note(
+            partner[0],
+            partner[1],
+            self._reference(said, sender),
+            sender,
+            sid,
+            text if text is not None else said,
+            received,
+            channel,
+        )
+
+    def _reference(self, text: str, sender: str) -> str:
+        """The document the reply is about: named in the text, else the last one we sent."""
+        for pattern in self.patterns:
+            match = pattern.search(text)
+            if match:
+                return match.group(0).upper()
+        last = self.outbox.last_sent_to(sender)
+        return last.record if last else ""
+
+    def _log(
+        self, note: Note | None, sid: str, sender: str, to: str, channel: str, **details: Any
+    ) -> None:
+        if note is None:
+            self.audit.write(
+                "inbound.received",
+                id=sid,
+                **{"from": sender},
+                to=to,
+                channel=channel,
+                status="unmatched",
+                matched=None,
+                **details,
+            )
+            self.outbox.record_inbound(sid, "unmatched", iso_ms(self.clock()))
+            self.report.counts["unmatched"] += 1
+            return
+        matched = self.notes.write(note)
+        self.audit.write(
+            "inbound.logged",
+            id=sid,
+            **{"from": sender},
+            to=to,
+            channel=channel,
+            status="logged",
+            matched=matched,
+            reference=note.reference or None,
+            **details,
+        )
+        self.outbox.record_inbound(sid, "logged", iso_ms(self.clock()))
+        self.report.counts["logged"] += 1
+
+    def _inbound_failed(self, params: dict[str, str], channel: str, exc: RemoteError) -> None:
+        sid = params.get("MessageSid") or params.get("CallSid") or ""
+        self.audit.write(
+            "inbound.failed",
+            id=sid,
+            **{"from": params.get("From")},
+            to=params.get("To"),
+            channel=channel,
+            status="failed",
+            body=params.get("Body"),
+            error={
+                "code": exc.code or exc.status,
+                "message": str(exc),
+                "permanent": not exc.transient,
+            },
+        )
+        self.report.counts["failed"] += 1
