@@ -6,13 +6,13 @@ from x3twilio.config import Config
 from x3twilio.errors import RemoteError
 from x3twilio.senders.twilio import API_VERSION
 from x3twilio.transport import Retrier, make_session
-from x3twilio.x3.rest import RestClient
+from x3twilio.x3 import make_client
 
 
 def check_online(config: Config) -> list[str]:
     """One line per check; raises the first RemoteError (exit 69) after reporting the rest."""
     session = make_session()
-    client = RestClient(config.x3, session, Retrier(config.retry))
+    client = make_client(config.x3, session, Retrier(config.retry))
     lines, first_error = [], None
     for source in config.used_sources():
         try:

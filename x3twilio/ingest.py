@@ -21,7 +21,7 @@ from x3twilio.sources import parse_stamp
 from x3twilio.spool import Spool, Spooled
 from x3twilio.state import run_lock
 from x3twilio.transport import Retrier, make_session
-from x3twilio.x3.rest import RestClient
+from x3twilio.x3 import make_client
 
 # Twilio's default opt-out keywords (TWILIO.md §11): single-word messages only.
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
@@ -61,7 +61,7 @@ class Ingester:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config, self.clock = config, clock
-        self.x3 = RestClient(config.x3, make_session(), Retrier(config.retry, sleep=sleep))
+        self.x3 = make_client(config.x3, make_session(), Retrier(config.retry, sleep=sleep))
         self.notes = NoteWriter(config.inbound.note, self.x3)
         self.phonebook = PhoneBook(
             config.state_dir, self.x3, config.region, config.inbound.phone_index_ttl

@@ -6,9 +6,8 @@ from dataclasses import asdict, dataclass
 
 from x3twilio.config import NoteTarget
 from x3twilio.errors import X3Error
-from x3twilio.sources import Source
+from x3twilio.x3 import X3Client
 from x3twilio.x3.partners import PARTNER_CLASSES
-from x3twilio.x3.rest import RestClient
 
 NOTES_FIELDS = {"supplier": "BPSREM", "customer": "BPCREM"}
 
@@ -33,7 +32,7 @@ class Note:
 
 
 class NoteWriter:
-    def __init__(self, target: NoteTarget, client: RestClient) -> None:
+    def __init__(self, target: NoteTarget, client: X3Client) -> None:
         self.target, self.client = target, client
 
     def write(self, note: Note) -> str:
@@ -55,11 +54,9 @@ class NoteWriter:
 
     def _create(self, note: Note) -> str:
         x3_class, marker = self.target.x3_class or "", self.target.marker or ""
-        listing = Source(x3_class, x3_class, x3_class, (marker,), {})
-        where = f"({marker} eq '{note.sid}')"
-        for page in self.client.query(listing, where, count=1):
-            if page.resources:
-                return f"{x3_class}:{page.resources[0].get('$key', note.sid)}"
+        found = self.client.find(x3_class, marker, note.sid)
+        if found is not None:  # created before a crash or a lost answer
+            return f"{x3_class}:{found.get('$key', note.sid)}"
         values = {**asdict(note), "line": note.line}
         body = {code: t.render(values.__getitem__) for code, t in self.target.fields.items()}
         created = self.client.create(x3_class, body)

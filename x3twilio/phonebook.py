@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from x3twilio.phones import to_e164
-from x3twilio.sources import Source
 from x3twilio.state import write_atomic
+from x3twilio.x3 import X3Client
 from x3twilio.x3.partners import PARTNER_CLASSES, PartnerDirectory, dimensioned
-from x3twilio.x3.rest import RestClient
 
 FILENAME = "phonebook.json"
 _KEYS = {"supplier": "BPSNUM", "customer": "BPCNUM"}
@@ -24,7 +23,7 @@ class PhoneBook:
     def __init__(
         self,
         state_dir: Path,
-        client: RestClient,
+        client: X3Client,
         region: str,
         ttl: float,
         clock: Callable[[], float] = time.time,
@@ -62,15 +61,11 @@ class PhoneBook:
         directory = PartnerDirectory(self.client)
         numbers: dict[str, list[str]] = {}
         for kind, x3_class in PARTNER_CLASSES.items():
-            listing = Source(kind, x3_class, x3_class, (_KEYS[kind],), {})
-            for page in self.client.query(listing, None):
-                for row in page.resources:
-                    code = str(row.get(_KEYS[kind], ""))
-                    record = directory.record(kind, code) if code else None
-                    for text, country in _phones(record or {}):
-                        number = to_e164(text, country or self.region)
-                        if number:
-                            numbers.setdefault(number, [kind, code])
+            for code in self.client.keys(x3_class, _KEYS[kind]):
+                for text, country in _phones(directory.record(kind, code) or {}):
+                    number = to_e164(text, country or self.region)
+                    if number:
+                        numbers.setdefault(number, [kind, code])
         return numbers
 
 

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from x3twilio.audit import AuditLog, iso_ms, new_run_id, utc_now
@@ -16,11 +16,11 @@ from x3twilio.outbox import Notification, Outbox, notification_id
 from x3twilio.phones import to_e164
 from x3twilio.rules import Recipient, Rule
 from x3twilio.senders.twilio import OPTED_OUT, TwilioSender
-from x3twilio.sources import Record, Source, decode, parse_stamp
+from x3twilio.sources import Record, Source, decode, parse_stamp, stamp_literal
 from x3twilio.state import Watermarks, run_lock
 from x3twilio.transport import Retrier, make_session
+from x3twilio.x3 import Page, make_client
 from x3twilio.x3.partners import PartnerDirectory
-from x3twilio.x3.rest import RestClient
 
 MAX_BODY = 1600  # Twilio's limit for a concatenated SMS
 RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a transient failure and the next try
@@ -44,11 +44,6 @@ class _Target:
     reason: str | None = None  # why it is skipped, if it is
 
 
-def stamp_literal(moment: datetime) -> str:
-    """An X3 UTC datetime as written in stamps and SData literals: 2024-05-02T09:14:07Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Poller:
     def __init__(
         self,
@@ -64,7 +59,7 @@ class Poller:
         self.sources = [s for s in config.used_sources() if not only or s.name in only]
         session = make_session()
         retrier = Retrier(config.retry, sleep=sleep)
-        self.x3 = RestClient(config.x3, session, retrier)
+        self.x3 = make_client(config.x3, session, retrier)
         self.partners = PartnerDirectory(self.x3)
         self.sender = TwilioSender(config.twilio, config.public_url, session, retrier)
         self.report = RunReport(new_run_id(clock()))
@@ -126,10 +121,8 @@ class Poller:
             lo = self.since
         else:
             lo = (parse_stamp(mark) if mark else hi) - lookback
-        ts = source.timestamp
-        where = f"({ts} ge @{stamp_literal(lo)}@) and ({ts} lt @{stamp_literal(hi)}@)"
         newest: datetime | None = None
-        for records in self._pages(source, _and(where, source.where)):
+        for records in self._pages(source, self.x3.changes(source, lo, hi)):
             fresh = [r for r in records if not self.outbox.is_seen(source.name, r.key, r.stamp)]
             notes = [] if baseline else [n for r in fresh for n in self._decide(rules, r)]
             self._store([(source.name, r.key, r.stamp) for r in fresh], notes, report_dupes=True)
@@ -148,14 +141,12 @@ class Poller:
         f = source.field_by_name(rule.due.field)
         code = f.code if f else rule.due.field
         last = today + timedelta(days=rule.due.days)
-        where = f"({code} ge @{today.isoformat()}@) and ({code} le @{last.isoformat()}@)"
-        where = _and(_and(where, source.open_where), source.where)
-        for records in self._pages(source, where):
+        for records in self._pages(source, self.x3.due(source, code, today, last)):
             notes = [n for r in records for n in self._decide([rule], r)]
             self._store([], notes, report_dupes=False)
 
-    def _pages(self, source: Source, where: str) -> Iterator[list[Record]]:
-        for page in self.x3.query(source, where):
+    def _pages(self, source: Source, pages: Iterator[Page]) -> Iterator[list[Record]]:
+        for page in pages:
             records = []
             for raw in page.resources:
                 try:
@@ -298,6 +289,3 @@ class Poller:
         fields.update(extra)
         self.audit.write(event, **fields)
 
-
-def _and(where: str, extra: str | None) -> str:
-    return f"{where} and ({extra})" if extra else where

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -86,6 +86,11 @@ def parse_stamp(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {text!r}")
     return value
+
+
+def stamp_literal(moment: datetime) -> str:
+    """A UTC time as X3 writes change stamps: 2024-05-02T09:14:07Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

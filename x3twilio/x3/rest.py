@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -13,16 +12,11 @@ import requests
 
 from x3twilio.config import X3Config
 from x3twilio.errors import X3Error
-from x3twilio.sources import Source
+from x3twilio.sources import Source, stamp_literal
 from x3twilio.transport import Retrier, retry_after
+from x3twilio.x3 import Page
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-@dataclass(frozen=True)
-class Page:
-    resources: list[dict[str, Any]]
-    server_time: datetime | None  # X3's clock, from the Date header
 
 
 class RestClient:
@@ -47,6 +41,30 @@ class RestClient:
             url = _next_url(body)
             if url in visited:
                 raise X3Error(f"paging loops: $links.$next repeats {url}")
+
+    def changes(self, source: Source, lo: datetime, hi: datetime) -> Iterator[Page]:
+        """Records stamped in [lo, hi), and-ed with the source's own filter."""
+        ts = source.timestamp
+        where = f"({ts} ge @{stamp_literal(lo)}@) and ({ts} lt @{stamp_literal(hi)}@)"
+        return self.query(source, _and(where, source.where))
+
+    def due(self, source: Source, code: str, first: date, last: date) -> Iterator[Page]:
+        """Open records whose date `code` falls in [first, last]."""
+        where = f"({code} ge @{first.isoformat()}@) and ({code} le @{last.isoformat()}@)"
+        return self.query(source, _and(_and(where, source.open_where), source.where))
+
+    def keys(self, x3_class: str, key: str) -> Iterator[str]:
+        """Every key of a class (suppliers, customers), page by page."""
+        listing = Source(x3_class, x3_class, x3_class, (key,), {})
+        for page in self.query(listing, None):
+            yield from (str(row[key]) for row in page.resources if row.get(key))
+
+    def find(self, x3_class: str, field: str, value: str) -> dict[str, Any] | None:
+        """The first record whose `field` equals `value`, if any."""
+        listing = Source(x3_class, x3_class, x3_class, (field,), {})
+        quoted = value.replace("'", "''")
+        page = next(self.query(listing, f"({field} eq '{quoted}')", count=1))
+        return page.resources[0] if page.resources else None
 
     def server_time(self, source: Source) -> datetime:
         """X3's clock (from a one-row query), which bounds this run's change window."""
@@ -105,6 +123,10 @@ class RestClient:
             raise X3Error(f"cannot reach {url}: {_reason(exc)}", transient=True) from None
         _raise_for_status(response, url)
         return response
+
+
+def _and(where: str, extra: str | None) -> str:
+    return f"{where} and ({extra})" if extra else where
 
 
 def _raise_for_status(response: requests.Response, url: str) -> None:
