@@ -47,7 +47,7 @@ def test_example_config_loads_with_its_variables_set():
     ]
     assert config.x3.lookback == 600
     assert config.state_dir == EXAMPLE.parent / "state"
-    assert config.groups["finance"] == ("+33612000001", "+447911123456")
+    assert config.groups["finance"] == ("+33612000001", "+447911000111")
 
 
 def test_relative_state_dir_is_relative_to_the_config_file(tmp_path):

@@ -57,6 +57,7 @@ NOTE_PLACEHOLDERS = (
     "received",
     "channel",
     "line",
+    "recording_url",
 )
 DEFAULT_REFERENCES = {
     "purchase_orders": r"\bPO[A-Z]{0,3}\d+\b",

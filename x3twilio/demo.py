@@ -59,15 +59,22 @@ def write_config(path: Path, config: dict[str, Any]) -> None:
 
 def run_demo(workdir: Path | None, echo: Echo) -> None:
     from x3twilio.config import load_config
+    from x3twilio.ingest import Ingester
     from x3twilio.pipeline import Poller
+    from x3twilio.wsgi import Shim
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="x3twilio-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    with serve(X3Simulator()) as x3, serve(TwilioSimulator()) as twilio:
+    shim = RunningServer(_unready)  # its address first: it is the public URL in the config
+    with serve(X3Simulator()) as x3, serve(TwilioSimulator()) as twilio, shim:
+        x3sim: X3Simulator = x3.app  # type: ignore[assignment]
+        twsim: TwilioSimulator = twilio.app  # type: ignore[assignment]
         path = workdir / "x3twilio.yaml"
-        write_config(path, sim_config(x3, twilio))
+        write_config(path, sim_config(x3, twilio, public_url=shim.url))
         config = load_config(path, env={})
-        echo(f"Simulated X3 at {x3.url}, Twilio at {twilio.url}; files in {workdir}")
+        shim.httpd.set_app(Shim(config))
+        echo(f"Simulated X3 at {x3.url}, Twilio at {twilio.url}, webhook shim at {shim.url}")
+        echo(f"Configuration, state and audit trail in {workdir}")
 
         echo("\n1. First poll: starts from now (no history is sent); due dates are checked.")
         echo("   " + _counts(Poller(config).run().counts))
@@ -83,17 +90,33 @@ def run_demo(workdir: Path | None, echo: Echo) -> None:
 
         echo("\n4. A third poll finds nothing new and sends nothing twice.")
         echo("   " + _counts(Poller(config).run().counts))
-
-        sim: TwilioSimulator = twilio.app  # type: ignore[assignment]
-        echo(f"\nTwilio accepted {len(sim.messages)} message(s):")
-        for message in sim.messages:
+        echo(f"\nTwilio accepted {len(twsim.messages)} message(s):")
+        for message in twsim.messages:
             echo(f"   → {message['to']}: {message['body']}")
-        echo(f"\nAudit trail: {config.state_dir / 'audit'}")
-        echo("   " + _audit_summary(config.state_dir))
+
+        echo("\n5. Handsets report delivery; the supplier answers by SMS, another by voicemail.")
+        twsim.deliver_callbacks(shuffle=True, duplicate=True)
+        twsim.send_incoming_sms(f"{shim.url}/twilio/sms", "+33612345678",
+                                f"{order} bien reçu, livraison confirmée")
+        twsim.place_incoming_call(f"{shim.url}/twilio/voice", "+447911123456",
+                                  transcription="Hello, the pallets for your order ship Monday.")
+        echo("   " + _counts(Ingester(config).run().counts, ("status", "logged", "failed")))
+
+        echo("\nNotes now on the suppliers in X3:")
+        for supplier in ("FR001", "GB001"):
+            echo(f"   {supplier} BPSREM: {x3sim.get('BPSUPPLIER', supplier)['BPSREM']}")
+        echo("\nAudit trail: " + _audit_summary(config.state_dir))
 
 
-def _counts(counts: Counter[str]) -> str:
-    keys = ("records", "queued", "sent", "failed", "skipped", "duplicate")
+def _unready(environ: object, start_response: Any) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
+def _counts(
+    counts: Counter[str],
+    keys: tuple[str, ...] = ("records", "queued", "sent", "failed", "skipped", "duplicate"),
+) -> str:
     return ", ".join(f"{k} {counts[k]}" for k in keys)
 
 

@@ -6,7 +6,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -203,7 +203,7 @@ class Ingester:
             if self.x3_down:
                 return
             sid, sender = str(vm["call_sid"]), str(vm["from_number"] or "")
-            text = str(vm["transcription"] or "(no transcription)") + f" <{vm['recording_url']}>"
+            text = str(vm["transcription"] or "(no transcription)")
             try:
                 note = self._note(
                     sender,
@@ -213,6 +213,8 @@ class Ingester:
                     "voice",
                     text,
                 )
+                if note is not None:
+                    note = replace(note, recording_url=str(vm["recording_url"] or ""))
                 self._log(
                     note,
                     sid,

@@ -22,13 +22,17 @@ class Note:
     text: str
     received: str  # UTC, ISO 8601
     channel: str  # sms or voice
+    recording_url: str = ""  # a voicemail's recording
 
-    @property
-    def line(self) -> str:
+    def line(self, limit: int = 10_000) -> str:
+        """One timestamped line; a long text is shortened, never the header or the marker."""
         when = self.received[:16].replace("T", " ")
         about = f" re {self.reference}" if self.reference else ""
         kind = "SMS" if self.channel == "sms" else "Voicemail"
-        return f"{when} UTC {kind} from {self.phone}{about}: {self.text} [{self.sid}]"
+        head, tail = f"{when} UTC {kind} from {self.phone}{about}: ", f" [{self.sid}]"
+        room = max(limit - len(head) - len(tail), 1)
+        text = self.text if len(self.text) <= room else self.text[: room - 1] + "…"
+        return head + text + tail
 
 
 class NoteWriter:
@@ -48,7 +52,7 @@ class NoteWriter:
             raise X3Error(f"{x3_class} {note.partner} does not exist; cannot log the reply")
         current = str(record.get(field) or "")
         if f"[{note.sid}]" not in current:  # written before a crash: do not write it twice
-            text = _fit(current, note.line, self.target.max_length)
+            text = _fit(current, note.line(self.target.max_length), self.target.max_length)
             self.client.edit(x3_class, note.partner, {field: text})
         return f"{x3_class}:{note.partner}"
 
@@ -57,7 +61,7 @@ class NoteWriter:
         found = self.client.find(x3_class, marker, note.sid)
         if found is not None:  # created before a crash or a lost answer
             return f"{x3_class}:{found.get('$key', note.sid)}"
-        values = {**asdict(note), "line": note.line}
+        values = {**asdict(note), "line": note.line()}
         body = {code: t.render(values.__getitem__) for code, t in self.target.fields.items()}
         created = self.client.create(x3_class, body)
         return f"{x3_class}:{created.get('$key', note.sid)}"
