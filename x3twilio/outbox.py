@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS seen (
 
 _COLUMNS = (
     "id, rule, source, record, channel, recipient, body, status, reason,"
-    " attempts, provider_id, in_flight_since"
+    " attempts, provider_id, in_flight_since, created, error_code, error_message"
 )
 
 
@@ -76,6 +76,9 @@ class Notification:
     attempts: int = 0
     provider_id: str | None = None
     in_flight_since: str | None = None  # an attempt may have reached the provider
+    created: str = ""
+    error_code: int | None = None
+    error_message: str | None = None
 
 
 class Outbox:
@@ -170,6 +173,22 @@ class Outbox:
         since = n.in_flight_since or now
         self._update(n.id, now, status="sending", attempts=n.attempts + 1, in_flight_since=since)
         return replace(n, status="sending", attempts=n.attempts + 1, in_flight_since=since)
+
+    def replayable(self, include_permanent: bool) -> list[Notification]:
+        """Notifications without a provider id that a person may retry now."""
+        statuses = (
+            "('pending', 'sending', 'failed')" if include_permanent else ("('pending', 'sending')")
+        )
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM notifications WHERE status IN {statuses}"
+            " AND provider_id IS NULL ORDER BY created, id"
+        ).fetchall()
+        return [Notification(*row) for row in rows]
+
+    def requeue(self, n: Notification, now: str) -> None:
+        """Due now; an in-flight one stays in flight (it is looked up before any resend)."""
+        status = "sending" if n.in_flight_since else "pending"
+        self._update(n.id, now, status=status, next_attempt="", reason=None)
 
     def mark_skipped(self, n: Notification, reason: str, now: str) -> None:
         self._update(n.id, now, status="skipped", reason=reason, in_flight_since=None)

@@ -64,24 +64,41 @@ class Poller:
         self.sender = TwilioSender(config.twilio, config.public_url, session, retrier)
         self.report = RunReport(new_run_id(clock()))
         self._x3_now: datetime | None = None
+        self._replay_of: str | None = None  # set while replaying: audit says what was retried
 
     def run(self) -> RunReport:
         if self.dry_run:
             self.outbox = Outbox(self.config.state_dir, readonly=True)
             self._decide_all()
             return self.report
+        return self._locked("poll", self._poll_and_send)
+
+    def replay(self, wanted: Callable[[Notification], bool], include_permanent: bool) -> RunReport:
+        """Retry failed notifications now; nothing with a provider id is ever sent again."""
+        if self.dry_run:
+            self.outbox = Outbox(self.config.state_dir, readonly=True)
+            self.report.decided = [
+                n for n in self.outbox.replayable(include_permanent) if wanted(n)
+            ]
+            return self.report
+        return self._locked("replay", lambda: self._replay(wanted, include_permanent))
+
+    def _locked(self, command: str, body: Callable[[], None]) -> RunReport:
         with run_lock(self.config.state_dir):
             self.outbox = Outbox(self.config.state_dir)
             self.audit = AuditLog(self.config.state_dir, self.report.run_id, self.clock)
-            self.audit.write("run.started", command="poll", sources=[s.name for s in self.sources])
+            self.audit.write("run.started", command=command, sources=[s.name for s in self.sources])
             try:
-                self._decide_all()
-                self._send_due()
+                body()
             except RemoteError as exc:
                 self._finish(error=str(exc))
                 raise
             self._finish()
         return self.report
+
+    def _poll_and_send(self) -> None:
+        self._decide_all()
+        self._send_due()
 
     def _finish(self, error: str | None = None) -> None:
         self.audit.write(
@@ -235,8 +252,47 @@ class Poller:
     # -- sending --------------------------------------------------------------------------
 
     def _send_due(self) -> None:
-        for n in self.outbox.due(iso_ms(self.clock())):
-            self._send_one(n)
+        now = self.clock()
+        oldest = iso_ms(now - timedelta(seconds=self.config.retry.max_age))
+        for n in self.outbox.due(iso_ms(now)):
+            if n.in_flight_since is None and n.created < oldest:
+                self._expire(n)
+            else:
+                self._send_one(n)
+
+    def _expire(self, n: Notification) -> None:
+        """Too old to be useful: stop retrying and say so (replay can still send it)."""
+        message = f"not sent within retry.max_age ({n.error_message or 'no reason recorded'})"
+        self.outbox.mark_failed(n, iso_ms(self.clock()), n.error_code, message, None)
+        error = {"code": n.error_code, "message": message, "permanent": False}
+        self._audit("notification.failed", n, status="failed", reason="expired", error=error)
+        self.report.counts["failed"] += 1
+
+    def _replay(self, wanted: Callable[[Notification], bool], include_permanent: bool) -> None:
+        for n in self.outbox.replayable(include_permanent):
+            if not wanted(n):
+                continue
+            self._replay_of = n.id
+            for m in self._replacements(n) if n.status == "failed" else [n]:
+                self.outbox.requeue(m, iso_ms(self.clock()))
+                self._send_one(m)
+        self._replay_of = None
+
+    def _replacements(self, n: Notification) -> list[Notification]:
+        """A permanent failure, decided again from X3 as it is now (a number fixed since)."""
+        rule = next((r for r in self.config.rules if r.name == n.rule), None)
+        source = self.config.sources.get(n.source)
+        raw = self.x3.details(source.x3_class, n.record) if rule and source else None
+        if rule is None or source is None or raw is None:
+            return [n]  # cannot re-read it: retry as it was
+        fresh = [m for m in self._decide([rule], decode(source, raw)) if m.status == "pending"]
+        if not fresh or any(m.id == n.id for m in fresh):
+            return [n]  # same recipient (or none valid yet): retry this one
+        self.outbox.mark_skipped(n, "replaced", iso_ms(self.clock()))
+        added = self.outbox.add([], fresh, iso_ms(self.clock()))
+        for m in added:
+            self._audit("notification.queued", m)
+        return added
 
     def _send_one(self, n: Notification) -> None:
         if self.outbox.opted_out(n.to):  # they texted STOP: never send until START
@@ -286,6 +342,7 @@ class Poller:
         }
         if event == "notification.queued":
             fields["body"] = n.body
+        if self._replay_of:
+            fields["replay_of"] = self._replay_of
         fields.update(extra)
         self.audit.write(event, **fields)
-

@@ -1,0 +1,72 @@
+"""`replay`: retry what failed — notifications through the poller, inbound items through ingest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from x3twilio.audit import iso_ms
+from x3twilio.config import Config
+from x3twilio.errors import ExitCode
+from x3twilio.ingest import Ingester, IngestReport
+from x3twilio.outbox import Notification
+from x3twilio.pipeline import Poller, RunReport
+from x3twilio.spool import Spool, Spooled
+
+Window = tuple[datetime | None, datetime | None]
+
+
+@dataclass
+class ReplayOutcome:
+    notifications: RunReport
+    inbound: list[Spooled] = field(default_factory=list)
+    ingest: IngestReport | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        failed = self.notifications.exit_code or (self.ingest and self.ingest.exit_code)
+        return ExitCode.PARTIAL if failed else ExitCode.OK
+
+
+def replay(
+    config: Config,
+    window: Window,
+    rule: str | None,
+    ids: tuple[str, ...],
+    include_permanent: bool,
+    dry_run: bool,
+) -> ReplayOutcome:
+    since, until = (iso_ms(t) if t else None for t in window)
+
+    def wanted(n: Notification) -> bool:
+        return (
+            (not ids or n.id in ids)
+            and (rule is None or n.rule == rule)
+            and (since is None or n.created >= since)
+            and (until is None or n.created < until)
+        )
+
+    poller = Poller(config, dry_run=dry_run)
+    outcome = ReplayOutcome(poller.replay(wanted, include_permanent))
+    spool = Spool(config.state_dir)
+    outcome.inbound = [
+        item for item in spool.failed() if rule is None and _inbound_wanted(item, ids, since, until)
+    ]
+    if outcome.inbound and not dry_run:
+        for item in outcome.inbound:
+            spool.finish(item, "new")
+        outcome.ingest = Ingester(config).run()
+    return outcome
+
+
+def _inbound_wanted(
+    item: Spooled, ids: tuple[str, ...], since: str | None, until: str | None
+) -> bool:
+    params = dict(item.payload.get("params") or [])
+    sid = params.get("MessageSid") or params.get("CallSid") or ""
+    received = str(item.payload.get("received", ""))
+    return (
+        (not ids or sid in ids)
+        and (since is None or received >= since)
+        and (until is None or received < until)
+    )
