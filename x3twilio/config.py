@@ -97,6 +97,7 @@ class RetryConfig:
     initial: float = 0.5
     maximum: float = 10.0
     budget: float = 120.0  # total seconds of retrying per run
+    max_age: float = 86400.0  # a notification not sent by then is failed as expired
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ def _load_retry(node: Node) -> RetryConfig:
         initial=node.duration("initial", 0.5),
         maximum=node.duration("max", 10.0),
         budget=node.duration("budget", 120.0),
+        max_age=node.duration("max_age", 86400.0),
     )
     if retry.attempts < 1:
         raise node.error("attempts", "expected at least 1")
