@@ -255,10 +255,17 @@ class Poller:
         now = self.clock()
         oldest = iso_ms(now - timedelta(seconds=self.config.retry.max_age))
         for n in self.outbox.due(iso_ms(now)):
-            if n.in_flight_since is None and n.created < oldest:
-                self._expire(n)
-            else:
+            if n.created >= oldest:
                 self._send_one(n)
+            elif not (n.in_flight_since and self._found_in_twilio(n)):
+                self._expire(n)
+
+    def _found_in_twilio(self, n: Notification) -> bool:
+        """Whether Twilio has an in-flight notification (then it is recorded as sent)."""
+        sid = self.sender.find_sent(n, parse_stamp(n.in_flight_since or n.created))
+        if sid:
+            self._sent(n, sid)
+        return sid is not None
 
     def _expire(self, n: Notification) -> None:
         """Too old to be useful: stop retrying and say so (replay can still send it)."""
@@ -310,6 +317,9 @@ class Poller:
             if down:
                 raise  # stop; this one and the rest stay queued for the next run
             return
+        self._sent(n, sid)
+
+    def _sent(self, n: Notification, sid: str) -> None:
         self.outbox.mark_sent(n, sid, iso_ms(self.clock()))
         self._audit("notification.sent", n, status="sent", provider_id=sid, attempt=n.attempts)
         self.report.counts["sent"] += 1
