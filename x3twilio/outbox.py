@@ -84,7 +84,7 @@ class Notification:
 class Outbox:
     def __init__(self, state_dir: Path, readonly: bool = False) -> None:
         """Open (creating 0600) the outbox; `readonly` never writes, for dry runs."""
-        path = state_dir / FILENAME
+        path = self.path = state_dir / FILENAME
         try:
             if readonly:
                 uri = f"file:{path}?mode=ro" if path.exists() else "file::memory:"
@@ -114,7 +114,10 @@ class Outbox:
                 raise
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StateError(f"outbox write failed: {exc}") from None
+            raise StateError(
+                f"cannot write the outbox in {self.path.parent}: {exc} "
+                "(is the disk full?); nothing of this batch was kept"
+            ) from None
 
     def is_seen(self, source: str, record: str, stamp: str) -> bool:
         row = self.db.execute(
