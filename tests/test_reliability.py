@@ -97,8 +97,15 @@ def test_replay_sends_a_fixed_number_and_never_resends_what_twilio_has(env):
 
 
 def test_replay_reprocesses_a_failed_inbound_item(env, shim):
-    env.configure(inbound={"note": {"mode": "create", "class": "NOSUCHCLASS",
-                                    "fields": {"MSGSID": "{sid}", "TEXT": "{text}"}}})
+    env.configure(
+        inbound={
+            "note": {
+                "mode": "create",
+                "class": "NOSUCHCLASS",
+                "fields": {"MSGSID": "{sid}", "TEXT": "{text}"},
+            }
+        }
+    )
     env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", "+33612345678", "PO42 ok")
     env.run("ingest", expect=1)  # X3 refuses the class: kept in failed/ for a person
     assert len(list((env.state_dir / "inbox" / "failed").iterdir())) == 1
