@@ -25,7 +25,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
     id TEXT PRIMARY KEY,
     rule TEXT NOT NULL, source TEXT NOT NULL, record TEXT NOT NULL,
-    channel TEXT NOT NULL, recipient TEXT NOT NULL, body TEXT NOT NULL,
+    channel TEXT NOT NULL, recipient TEXT NOT NULL, body TEXT NOT NULL, subject TEXT,
     status TEXT NOT NULL, reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT NOT NULL DEFAULT '',
     provider_id TEXT, error_code INTEGER, error_message TEXT,
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS seen (
 
 _COLUMNS = (
     "id, rule, source, record, channel, recipient, body, status, reason,"
-    " attempts, provider_id, in_flight_since, created, error_code, error_message"
+    " attempts, provider_id, in_flight_since, created, error_code, error_message, subject,"
+    " next_attempt"
 )
 
 
@@ -79,6 +80,8 @@ class Notification:
     created: str = ""
     error_code: int | None = None
     error_message: str | None = None
+    subject: str | None = None  # email only
+    not_before: str = ""  # quiet hours: not sent before this time (UTC, ISO)
 
 
 class Outbox:
@@ -142,8 +145,8 @@ class Outbox:
             for n in notes:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO notifications (id, rule, source, record, channel,"
-                    " recipient, body, status, reason, created, updated)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " recipient, body, subject, status, reason, next_attempt, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         n.id,
                         n.rule,
@@ -152,8 +155,10 @@ class Outbox:
                         n.channel,
                         n.to,
                         n.body,
+                        n.subject,
                         n.status,
                         n.reason,
+                        n.not_before,
                         now,
                         now,
                     ),
