@@ -104,7 +104,7 @@ def test_bad_format_spec_is_a_load_time_error(tmp_path):
 def test_invalid_group_phone_is_rejected(tmp_path):
     data = example()
     data["groups"]["finance"] = ["+33 6 12"]
-    assert "groups.finance: [0] '+33 6 12' is not a valid E.164" in error_for(tmp_path, data)
+    assert "groups.finance: [0] '+33 6 12' is neither a valid E.164" in error_for(tmp_path, data)
 
 
 def test_unknown_menu_word_lists_the_valid_ones(tmp_path):

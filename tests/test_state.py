@@ -60,7 +60,7 @@ def test_notification_id_is_deterministic_and_sensitive_to_every_part():
 
 def test_outbox_stores_a_key_once_and_survives_reopening(tmp_path):
     outbox = Outbox(tmp_path)
-    assert outbox.add([("purchase_orders", "PO1", "s1")], [note()], "t0") == [note()]
+    assert [n.id for n in outbox.add([("purchase_orders", "PO1", "s1")], [note()], "t0")] == ["n-1"]
     assert outbox.add([("purchase_orders", "PO1", "s1")], [note()], "t1") == []
     outbox.close()
     reopened = Outbox(tmp_path)

@@ -12,7 +12,8 @@ import yaml
 
 from x3twilio.errors import ConfigError
 from x3twilio.phones import is_e164
-from x3twilio.rules import Rule, load_rules
+from x3twilio.quiethours import QuietHours, zone_named
+from x3twilio.rules import Rule, fits, load_rules
 from x3twilio.sources import Source, load_sources
 from x3twilio.templates import Template, TemplateError, compile_template
 from x3twilio.yamlnode import Node, interpolate
@@ -31,6 +32,44 @@ class X3Config:
     timeout: float = 30.0
     lookback: float = 600.0  # seconds re-read behind the watermark (late commits)
     settle: float = 0.0  # seconds below X3's clock that a run leaves for the next one
+    # GraphQL (api: graphql) only; see x3twilio/x3/graphql.py and x3twilio/x3/auth.py.
+    auth: str = "basic"  # basic | connected_app (on-premise JWT) | oauth2 (X3 Cloud)
+    client_id: str = ""  # of the connected application, or of the X3 Cloud app
+    client_secret: str = ""
+    audience: str = ""  # the connected application's registered URL; "" = the endpoint
+    token_validity: float = 300.0  # seconds; within the application's "Tokens validity"
+    graphql_path: str = "/xtrem/api"  # X3 Cloud: url .../v1/service/{endpoint} and /api
+    oauth2: OAuth2Config | None = None
+    packages: Mapping[str, str] = field(default_factory=dict)  # x3Purchasing -> actual root
+    nodes: Mapping[str, GraphQLNode] = field(default_factory=dict)  # X3 class -> node
+    mutations: Mapping[str, str] = field(
+        default_factory=lambda: {"update": "update", "create": "create"}
+    )
+    state_dir: Path | None = None  # where the X3 Cloud refresh token is kept
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.url}{self.graphql_path}"
+
+
+@dataclass(frozen=True)
+class OAuth2Config:
+    """X3 Cloud's authorisation-code flow (SAGE_X3.md §3.2 B)."""
+
+    authorize_url: str
+    token_url: str
+    redirect_uri: str
+    scope: str = "businessDomain.ALL api.graphQL"
+    customer: str = ""
+
+
+@dataclass(frozen=True)
+class GraphQLNode:
+    """Where an X3 class lives in the GraphQL schema: `package.node`, key, field paths."""
+
+    node: str | None = None  # e.g. x3Custom.smsLog; None keeps the built-in one
+    key: tuple[str, ...] = ()
+    fields: Mapping[str, str] = field(default_factory=dict)  # X3 code -> "path [kind] ..."
 
 
 @dataclass(frozen=True)
@@ -92,6 +131,29 @@ class InboundConfig:
 
 
 @dataclass(frozen=True)
+class SendingConfig:
+    """How fast and when notifications go out."""
+
+    concurrency: int = 4  # requests to Twilio/SendGrid in flight at once
+    rate_limit: float | None = None  # messages per second, all channels together
+    max_per_recipient: int | None = None  # per run; the rest waits for the next run
+    digest: bool = False  # fold what passes max_per_recipient into one message
+    quiet_hours: QuietHours | None = None
+    timezone: str = "UTC"  # for recipients whose zone the number does not tell
+
+
+@dataclass(frozen=True)
+class SendGridConfig:
+    api_key: str
+    from_email: str
+    from_name: str = ""
+    reply_to: str | None = None
+    api_url: str = "https://api.sendgrid.com"
+    timeout: float = 15.0
+    html: bool = False  # also send an HTML part
+
+
+@dataclass(frozen=True)
 class RetryConfig:
     attempts: int = 4
     initial: float = 0.5
@@ -109,6 +171,8 @@ class Config:
     state_dir: Path
     region: str
     retry: RetryConfig
+    sending: SendingConfig
+    sendgrid: SendGridConfig | None
     inbound: InboundConfig
     groups: Mapping[str, tuple[str, ...]]
     sources: Mapping[str, Source]
@@ -154,41 +218,138 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
     sources = load_sources(root)
     config = Config(
         file=path,
-        x3=_load_x3(root.child("x3", required=True)),
+        x3=_load_x3(
+            root.child("x3", required=True),
+            Path(state_dir).resolve() if state_dir else base / configured_state,
+        ),
         twilio=_load_twilio(root.child("twilio", required=True)),
         public_url=root.get("public_url", str, "http://127.0.0.1:8080").rstrip("/"),
         state_dir=Path(state_dir).resolve() if state_dir else base / configured_state,
         region=_load_region(root),
         retry=_load_retry(root.child("retry")),
+        sending=_load_sending(root.child("sending")),
+        sendgrid=_load_sendgrid(root.child("sendgrid")) if root.has("sendgrid") else None,
         inbound=_load_inbound(root.child("inbound")),
         groups=groups,
         sources=sources,
         rules=load_rules(root, sources, groups),
     )
     root.done()
+    _check_channels(root, config)
     return config
 
 
-def _load_x3(node: Node) -> X3Config:
+def _check_channels(root: Node, config: Config) -> None:
+    for i, rule in enumerate(config.rules):
+        if rule.channel == "email" and config.sendgrid is None:
+            raise ConfigError(root.file, f"rules[{i}].channel", "email needs a sendgrid section")
+        if rule.channel == "voice" and not config.twilio.from_number:
+            raise ConfigError(root.file, f"rules[{i}].channel", "voice needs twilio.from")
+
+
+X3_APIS = ("rest", "graphql")
+X3_AUTHS = ("basic", "connected_app", "oauth2")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _load_x3(node: Node, state_dir: Path | None = None) -> X3Config:
+    url = node.get("url", str).rstrip("/")
+    folder = node.get("folder", str)
     api = node.get("api", str, "rest")
-    if api != "rest":
-        raise node.error("api", f"unsupported api {api!r}; expected rest")
+    if api not in X3_APIS:
+        raise node.error("api", f"unsupported api {api!r}; expected rest or graphql")
+    auth = node.get("auth", str, "connected_app" if api == "graphql" else "basic")
+    if auth not in X3_AUTHS:
+        raise node.error("auth", f"unknown auth {auth!r}; expected {', '.join(X3_AUTHS)}")
+    if api == "rest" and auth != "basic":
+        raise node.error("auth", "api rest uses basic; connected_app and oauth2 need graphql")
     page_size = node.get("page_size", int, 100)
     if not 1 <= page_size <= 200:
         raise node.error("page_size", "expected 1 to 200 (X3 guards larger pages)")
+    needs = {"basic": ("user", "password"), "connected_app": ("user", "client_id", "client_secret")}
+    needs["oauth2"] = ("client_id", "client_secret", "oauth2")
+    for key in needs[auth]:
+        if node.data.get(key) in (None, ""):
+            raise node.error(key, f"required for auth {auth}")
+    token_validity = node.duration("token_validity", 300.0)
+    if token_validity < 2:
+        raise node.error("token_validity", "expected at least 2s")
+    graphql_path = node.get("graphql_path", str, "/xtrem/api")
+    if not graphql_path.startswith("/"):
+        raise node.error("graphql_path", f"expected a path starting with /, got {graphql_path!r}")
     x3 = X3Config(
         api=api,
-        url=node.get("url", str).rstrip("/"),
-        folder=node.get("folder", str),
-        user=node.get("user", str),
-        password=str(node.get("password", (str, int))),
+        url=url,
+        folder=folder,
+        user=node.get("user", str, ""),
+        password=str(node.get("password", (str, int), "")),
         page_size=page_size,
         timeout=node.duration("timeout", 30.0),
         lookback=node.duration("lookback", 600.0),
         settle=node.duration("settle", 0.0),
+        auth=auth,
+        client_id=node.get("client_id", str, ""),
+        client_secret=str(node.get("client_secret", (str, int), "")),
+        audience=node.get("audience", str, ""),
+        token_validity=token_validity,
+        graphql_path=graphql_path,
+        oauth2=_load_oauth2(node.child("oauth2")) if node.has("oauth2") else None,
+        packages=_load_packages(node),
+        nodes=_load_nodes(node),
+        mutations=_load_mutations(node.child("mutations")),
+        state_dir=state_dir,
     )
     node.done()
     return x3
+
+
+def _load_oauth2(node: Node) -> OAuth2Config:
+    oauth2 = OAuth2Config(
+        authorize_url=node.get("authorize_url", str),
+        token_url=node.get("token_url", str),
+        redirect_uri=node.get("redirect_uri", str),
+        scope=node.get("scope", str, OAuth2Config.scope),
+        customer=node.get("customer", str, ""),
+    )
+    node.done()
+    return oauth2
+
+
+def _load_packages(node: Node) -> dict[str, str]:
+    packages = {}
+    for name, actual in node.items("packages"):
+        if not (isinstance(actual, str) and _IDENTIFIER.match(name) and _IDENTIFIER.match(actual)):
+            raise node.child("packages").error(
+                name, "expected a root name for it, e.g. x3Purchasing: xtremX3Purchasing"
+            )
+        packages[name] = actual
+    return packages
+
+
+def _load_nodes(node: Node) -> dict[str, GraphQLNode]:
+    nodes, parent = {}, node.child("nodes")
+    for x3_class, _ in node.items("nodes"):
+        spec = parent.child(x3_class)
+        name = spec.get("node", str, None)
+        if name is not None and not re.fullmatch(r"[A-Za-z_]\w*\.[A-Za-z_]\w*", name):
+            raise spec.error("node", f"expected package.node, e.g. x3Custom.smsLog, got {name!r}")
+        fields = {}
+        for code, path in spec.items("fields"):
+            if not isinstance(path, str) or not path.strip():
+                raise spec.child("fields").error(code, "expected a GraphQL path such as id")
+            fields[code] = path
+        key = tuple(str(k) for k in spec.get("key", list, []))
+        if name is not None and not (key and fields):
+            raise spec.error("fields", "a node of your own needs key and fields")
+        nodes[x3_class] = GraphQLNode(name, key, fields)
+        spec.done()
+    return nodes
+
+
+def _load_mutations(node: Node) -> dict[str, str]:
+    mutations = {op: node.get(op, str, op) for op in ("update", "create")}
+    node.done()
+    return mutations
 
 
 def _load_twilio(node: Node) -> TwilioConfig:
@@ -294,6 +455,53 @@ def _load_catch_all(node: Node) -> tuple[str, str]:
     return result
 
 
+def _load_sending(node: Node) -> SendingConfig:
+    quiet = None
+    if node.has("quiet_hours"):
+        window = node.child("quiet_hours")
+        try:
+            quiet = QuietHours.parse(window.get("start", str), window.get("end", str))
+        except ValueError as exc:
+            raise node.error("quiet_hours", str(exc)) from None
+        window.done()
+    timezone = node.get("timezone", str, "UTC")
+    try:
+        zone_named(timezone)
+    except ValueError as exc:
+        raise node.error("timezone", str(exc)) from None
+    rate = node.get("rate_limit", float, None)
+    sending = SendingConfig(
+        concurrency=node.get("concurrency", int, 4),
+        rate_limit=rate,
+        max_per_recipient=node.get("max_per_recipient", int, None),
+        digest=node.get("digest", bool, False),
+        quiet_hours=quiet,
+        timezone=timezone,
+    )
+    if not 1 <= sending.concurrency <= 64:
+        raise node.error("concurrency", "expected 1 to 64")
+    if rate is not None and rate <= 0:
+        raise node.error("rate_limit", "expected a positive number of messages per second")
+    node.done()
+    return sending
+
+
+def _load_sendgrid(node: Node) -> SendGridConfig:
+    sendgrid = SendGridConfig(
+        api_key=node.get("api_key", str),
+        from_email=node.get("from_email", str),
+        from_name=node.get("from_name", str, ""),
+        reply_to=node.get("reply_to", str, None),
+        api_url=node.get("api_url", str, "https://api.sendgrid.com").rstrip("/"),
+        timeout=node.duration("timeout", 15.0),
+        html=node.get("html", bool, False),
+    )
+    if not fits(sendgrid.from_email, "email"):
+        raise node.error("from_email", f"{sendgrid.from_email!r} is not an email address")
+    node.done()
+    return sendgrid
+
+
 def _load_groups(root: Node) -> dict[str, tuple[str, ...]]:
     groups = {}
     node = root.child("groups")
@@ -301,7 +509,9 @@ def _load_groups(root: Node) -> dict[str, tuple[str, ...]]:
         if not isinstance(members, list) or not members:
             raise node.error(name, "expected a list of E.164 phone numbers")
         for i, member in enumerate(members):
-            if not isinstance(member, str) or not is_e164(member):
-                raise node.error(name, f"[{i}] {member!r} is not a valid E.164 phone number")
+            if not isinstance(member, str) or not (is_e164(member) or fits(member, "email")):
+                raise node.error(
+                    name, f"[{i}] {member!r} is neither a valid E.164 phone number nor an email"
+                )
         groups[name] = tuple(members)
     return groups

@@ -164,7 +164,7 @@ class Outbox:
                     ),
                 )
                 if cursor.rowcount:
-                    added.append(n)
+                    added.append(replace(n, created=now))
         return added
 
     def due(self, now: str) -> list[Notification]:
@@ -197,6 +197,10 @@ class Outbox:
         """Due now; an in-flight one stays in flight (it is looked up before any resend)."""
         status = "sending" if n.in_flight_since else "pending"
         self._update(n.id, now, status=status, next_attempt="", reason=None)
+
+    def defer(self, n: Notification, not_before: str, now: str) -> None:
+        """Not before `not_before` (quiet hours); an in-flight one stays in flight."""
+        self._update(n.id, now, next_attempt=not_before)
 
     def mark_skipped(self, n: Notification, reason: str, now: str) -> None:
         self._update(n.id, now, status="skipped", reason=reason, in_flight_since=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,16 +14,15 @@ from x3twilio.config import Config
 from x3twilio.errors import ExitCode, RemoteError, X3Error
 from x3twilio.outbox import Notification, Outbox, notification_id
 from x3twilio.phones import to_e164
-from x3twilio.rules import Recipient, Rule
-from x3twilio.senders.twilio import OPTED_OUT, TwilioSender
+from x3twilio.rules import Recipient, Rule, fits
+from x3twilio.segments import segment_info
+from x3twilio.senders.twilio import TwilioSender
+from x3twilio.sending import MAX_BODY, Dispatcher, audit_fields
 from x3twilio.sources import Record, Source, decode, parse_stamp, stamp_literal
 from x3twilio.state import Watermarks, run_lock
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import Page, make_client
 from x3twilio.x3.partners import PartnerDirectory
-
-MAX_BODY = 1600  # Twilio's limit for a concatenated SMS
-RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a transient failure and the next try
 
 
 @dataclass
@@ -61,7 +60,8 @@ class Poller:
         retrier = Retrier(config.retry, sleep=sleep)
         self.x3 = make_client(config.x3, session, retrier)
         self.partners = PartnerDirectory(self.x3)
-        self.sender = TwilioSender(config.twilio, config.public_url, session, retrier)
+        self.senders = {"sms": TwilioSender(config.twilio, config.public_url, session, retrier)}
+        self.sleep = sleep
         self.report = RunReport(new_run_id(clock()))
         self._x3_now: datetime | None = None
         self._replay_of: str | None = None  # set while replaying: audit says what was retried
@@ -98,7 +98,18 @@ class Poller:
 
     def _poll_and_send(self) -> None:
         self._decide_all()
-        self._send_due()
+        self.dispatcher().send_due()
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(
+            self.config,
+            self.outbox,
+            self._audit,
+            self.report.counts,
+            self.senders,
+            self.clock,
+            self.sleep,
+        )
 
     def _finish(self, error: str | None = None) -> None:
         self.audit.write(
@@ -182,9 +193,10 @@ class Poller:
             if not rule.matches(record, today):
                 continue
             body = rule.template.render(record.value)[:MAX_BODY]
+            subject = rule.subject.render(record.value) if rule.subject else None
             once = [str(record.value(name)) for name in rule.once_per]
             for recipient in rule.recipients:
-                for target in self._targets(recipient, record):
+                for target in self._targets(recipient, record, rule.channel):
                     nid = notification_id(
                         rule.name,
                         record.source.name,
@@ -193,7 +205,6 @@ class Poller:
                         rule.channel,
                         target.identity,
                     )
-                    status = "skipped" if target.reason else "pending"
                     out.append(
                         Notification(
                             nid,
@@ -203,23 +214,30 @@ class Poller:
                             rule.channel,
                             target.to,
                             body,
-                            status,
+                            "skipped" if target.reason else "pending",
                             target.reason,
+                            subject=subject,
                         )
                     )
         return out
 
-    def _targets(self, recipient: Recipient, record: Record) -> list[_Target]:
+    def _targets(self, recipient: Recipient, record: Record, channel: str) -> list[_Target]:
         if recipient.kind == "number":
             return [_Target(recipient.value, recipient.value)]
         if recipient.kind == "group":
-            return [_Target(n, n) for n in self.config.groups[recipient.value]]
+            members = self.config.groups[recipient.value]
+            return [_Target(m, m) for m in members if fits(m, channel)]
         partner = record.partner
         if partner is None:
             return [_Target("none", "", "no_recipient")]
         kind, code = partner
         if recipient.value not in ("partner", kind):
             return []  # e.g. a supplier-only rule over an open item of a customer
+        if channel == "email":
+            email = self.partners.email(kind, code)
+            if email is None or not fits(email, "email"):
+                return [_Target(f"{kind}:{code}:{email}", email or "", "no_recipient")]
+            return [_Target(email, email)]
         phone = self.partners.mobile(kind, code)
         if phone is None:
             return [_Target(f"{kind}:{code}:none", "", "no_recipient")]
@@ -239,7 +257,7 @@ class Poller:
         added = self.outbox.add(seen, notes, iso_ms(self.clock()))
         for n in added:
             event = "notification.skipped" if n.status == "skipped" else "notification.queued"
-            self._audit(event, n, reason=n.reason)
+            self._audit(event, n, reason=n.reason, **_segments(n))
             self.report.counts["skipped" if n.status == "skipped" else "queued"] += 1
         if report_dupes and len(added) < len(notes):
             new_ids = {n.id for n in added}
@@ -249,40 +267,15 @@ class Poller:
                     self.report.counts["duplicate"] += 1
         self.report.decided.extend(added)
 
-    # -- sending --------------------------------------------------------------------------
-
-    def _send_due(self) -> None:
-        now = self.clock()
-        oldest = iso_ms(now - timedelta(seconds=self.config.retry.max_age))
-        for n in self.outbox.due(iso_ms(now)):
-            if n.created >= oldest:
-                self._send_one(n)
-            elif not (n.in_flight_since and self._found_in_twilio(n)):
-                self._expire(n)
-
-    def _found_in_twilio(self, n: Notification) -> bool:
-        """Whether Twilio has an in-flight notification (then it is recorded as sent)."""
-        sid = self.sender.find_sent(n, parse_stamp(n.in_flight_since or n.created))
-        if sid:
-            self._sent(n, sid)
-        return sid is not None
-
-    def _expire(self, n: Notification) -> None:
-        """Too old to be useful: stop retrying and say so (replay can still send it)."""
-        message = f"not sent within retry.max_age ({n.error_message or 'no reason recorded'})"
-        self.outbox.mark_failed(n, iso_ms(self.clock()), n.error_code, message, None)
-        error = {"code": n.error_code, "message": message, "permanent": False}
-        self._audit("notification.failed", n, status="failed", reason="expired", error=error)
-        self.report.counts["failed"] += 1
-
     def _replay(self, wanted: Callable[[Notification], bool], include_permanent: bool) -> None:
         for n in self.outbox.replayable(include_permanent):
             if not wanted(n):
                 continue
             self._replay_of = n.id
-            for m in self._replacements(n) if n.status == "failed" else [n]:
+            again = self._replacements(n) if n.status == "failed" else [n]
+            for m in again:
                 self.outbox.requeue(m, iso_ms(self.clock()))
-                self._send_one(m)
+            self.dispatcher().send([replace(m, status="pending") for m in again])
         self._replay_of = None
 
     def _replacements(self, n: Notification) -> list[Notification]:
@@ -301,58 +294,15 @@ class Poller:
             self._audit("notification.queued", m)
         return added
 
-    def _send_one(self, n: Notification) -> None:
-        if self.outbox.opted_out(n.to):  # they texted STOP: never send until START
-            self.outbox.mark_skipped(n, "opted_out", iso_ms(self.clock()))
-            self._audit("notification.skipped", n, status="skipped", reason="opted_out")
-            self.report.counts["skipped"] += 1
-            return
-        in_flight = parse_stamp(n.in_flight_since) if n.in_flight_since else None
-        n = self.outbox.mark_sending(n, iso_ms(self.clock()))
-        try:
-            sid = self.sender.send(n, in_flight)
-        except RemoteError as exc:
-            down = exc.status is None or exc.status >= 500 or exc.status in (401, 403)
-            self._failed(n, exc, retry_now=down)
-            if down:
-                raise  # stop; this one and the rest stay queued for the next run
-            return
-        self._sent(n, sid)
-
-    def _sent(self, n: Notification, sid: str) -> None:
-        self.outbox.mark_sent(n, sid, iso_ms(self.clock()))
-        self._audit("notification.sent", n, status="sent", provider_id=sid, attempt=n.attempts)
-        self.report.counts["sent"] += 1
-
-    def _failed(self, n: Notification, exc: RemoteError, retry_now: bool) -> None:
-        now = self.clock()
-        retry_at = None
-        if retry_now:  # the service was down: cron's cadence is the backoff
-            retry_at = iso_ms(now)
-        elif exc.transient:  # this message was refused for now (queue full, rate)
-            delay = min(RETRY_FIRST * 2 ** (n.attempts - 1), RETRY_CAP)
-            retry_at = iso_ms(now + timedelta(seconds=delay))
-        if exc.code == OPTED_OUT:  # Twilio's own STOP list: remember it here too
-            self.outbox.opt_out(n.to, str(OPTED_OUT), iso_ms(now))
-        ambiguous = exc.transient and exc.code != 20429
-        self.outbox.mark_failed(n, iso_ms(now), exc.code, exc.message, retry_at, ambiguous)
-        error = {"code": exc.code, "message": exc.message, "permanent": retry_at is None}
-        self._audit("notification.failed", n, status="failed", attempt=n.attempts, error=error)
-        self.report.counts["failed"] += 1
-
     def _audit(self, event: str, n: Notification, **extra: Any) -> None:
-        fields: dict[str, Any] = {
-            "id": n.id,
-            "rule": n.rule,
-            "source": n.source,
-            "record": n.record,
-            "channel": n.channel,
-            "to": n.to,
-            "status": n.status,
-        }
-        if event == "notification.queued":
-            fields["body"] = n.body
         if self._replay_of:
-            fields["replay_of"] = self._replay_of
-        fields.update(extra)
-        self.audit.write(event, **fields)
+            extra["replay_of"] = self._replay_of
+        self.audit.write(event, **audit_fields(n, event, **extra))
+
+
+def _segments(n: Notification) -> dict[str, Any]:
+    """SMS only: how many segments the body costs, and in which encoding."""
+    if n.channel != "sms":
+        return {}
+    info = segment_info(n.body)
+    return {"segments": info.segments, "encoding": info.encoding}

@@ -11,11 +11,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from x3twilio.phones import is_e164
+from x3twilio.quiethours import QuietHours
 from x3twilio.sources import Record, Source, parse_stamp
 from x3twilio.templates import Template, TemplateError, compile_template
 from x3twilio.yamlnode import Node
 
-CHANNELS = ("sms",)
+CHANNELS = ("sms", "email", "voice")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PARTNER_WORDS = ("supplier", "customer", "partner")
 _DUE = re.compile(r"^\s*(\w+)\s+(?:within\s+(\d+)\s+days?|(today))\s*$")
 
@@ -81,6 +83,10 @@ class Rule:
     recipients: tuple[Recipient, ...]
     channel: str
     template: Template
+    subject: Template | None = None  # email only
+    urgent: bool = False  # sent even in quiet hours
+    quiet_hours: QuietHours | bool = True  # True: the sending section's window
+    max_delay: float | None = None  # seconds; also Twilio's ValidityPeriod
 
     def matches(self, record: Record, today: date) -> bool:
         if self.due and not self.due.holds(record, today):
@@ -126,25 +132,51 @@ def _load_rule(
             raise spec.error("once_per", f"[{i}] unknown field {name!r} of {source_name}")
     channel = spec.get("channel", str, "sms")
     if channel not in CHANNELS:
-        raise spec.error("channel", f"unsupported channel {channel!r}; expected sms")
-    try:
-        template = compile_template(spec.get("message", str), _kinds(source))
-    except TemplateError as exc:
-        raise spec.error("message", str(exc)) from None
+        raise spec.error("channel", f"unknown channel {channel!r}; expected sms, email or voice")
+    template = _template(spec, "message", source)
+    subject = _template(spec, "subject", source) if channel == "email" else None
+    max_delay = spec.duration("max_delay", 0.0) or None
+    if max_delay is not None and not 1 <= max_delay <= 36000:
+        raise spec.error("max_delay", "expected 1s to 10h (Twilio's ValidityPeriod range)")
     rule = Rule(
         name=spec.get("name", str),
         source=source_name,
         conditions=conditions,
         due=due,
         once_per=once_per,
-        recipients=_load_recipients(spec, source, groups),
+        recipients=_load_recipients(spec, source, groups, channel),
         channel=channel,
         template=template,
+        subject=subject,
+        urgent=spec.get("urgent", bool, False),
+        quiet_hours=_load_quiet(spec),
+        max_delay=max_delay,
     )
     spec.done()
     if not conditions and not due:
         raise spec.error("when", "a rule needs conditions (when:) or a due: trigger")
     return rule
+
+
+def _template(spec: Node, key: str, source: Source) -> Template:
+    try:
+        return compile_template(spec.get(key, str), _kinds(source))
+    except TemplateError as exc:
+        raise spec.error(key, str(exc)) from None
+
+
+def _load_quiet(spec: Node) -> QuietHours | bool:
+    """`quiet_hours: false` (never quiet), a window of its own, or the default (true)."""
+    value = spec.get("quiet_hours", (bool, dict), True)
+    if isinstance(value, bool):
+        return value
+    node = spec.child("quiet_hours")
+    try:
+        window = QuietHours.parse(node.get("start", str), node.get("end", str))
+    except ValueError as exc:
+        raise spec.error("quiet_hours", str(exc)) from None
+    node.done()
+    return window
 
 
 def _kinds(source: Source) -> dict[str, str]:
@@ -240,7 +272,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
 
 
 def _load_recipients(
-    spec: Node, source: Source, groups: Mapping[str, tuple[str, ...]]
+    spec: Node, source: Source, groups: Mapping[str, tuple[str, ...]], channel: str
 ) -> tuple[Recipient, ...]:
     entries = spec.get("to", (list, str))
     entries = [entries] if isinstance(entries, str) else entries
@@ -250,30 +282,41 @@ def _load_recipients(
     for i, entry in enumerate(entries):
         where = f"to[{i}]"
         if not isinstance(entry, str):
-            raise spec.error(where, "expected a phone number, a group name or supplier/customer")
-        out.append(_recipient(spec, where, entry.strip(), source, groups))
+            raise spec.error(where, "expected a phone number, an email, a group or supplier")
+        out.append(_recipient(spec, where, entry.strip(), source, groups, channel))
     return tuple(out)
 
 
+def fits(address: str, channel: str) -> bool:
+    """Whether `address` can receive on `channel`: an email, or an E.164 number."""
+    return bool(_EMAIL.match(address)) if channel == "email" else is_e164(address)
+
+
 def _recipient(
-    spec: Node, where: str, entry: str, source: Source, groups: Mapping[str, tuple[str, ...]]
+    spec: Node,
+    where: str,
+    entry: str,
+    source: Source,
+    groups: Mapping[str, tuple[str, ...]],
+    channel: str,
 ) -> Recipient:
-    if entry.startswith("+"):
-        if not is_e164(entry):
-            raise spec.error(where, f"{entry!r} is not a valid E.164 phone number")
+    if entry.startswith("+") or "@" in entry:
+        if not fits(entry, channel):
+            kind = "email address" if channel == "email" else "E.164 phone number"
+            raise spec.error(where, f"{entry!r} is not a valid {kind} (channel {channel})")
         return Recipient("number", entry)
     if entry in PARTNER_WORDS:
         partner = source.partner
         if partner is None:
             raise spec.error(where, f"source {source.name} names no supplier or customer")
-        if partner.kind and entry != "partner" and entry != partner.kind:
+        if partner.kind and entry not in ("partner", partner.kind):
             raise spec.error(
                 where, f"records of {source.name} name a {partner.kind}, not a {entry}"
             )
         return Recipient("partner", entry)
     if entry not in groups:
-        raise spec.error(
-            where,
-            f"unknown group {entry!r}; known groups: " + (", ".join(sorted(groups)) or "none"),
-        )
+        known = ", ".join(sorted(groups)) or "none"
+        raise spec.error(where, f"unknown group {entry!r}; known groups: {known}")
+    if not any(fits(member, channel) for member in groups[entry]):
+        raise spec.error(where, f"group {entry!r} has no member who can receive {channel}")
     return Recipient("group", entry)

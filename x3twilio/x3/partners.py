@@ -39,6 +39,17 @@ class PartnerDirectory:
             return None
         return next(_mobiles(record), None)
 
+    def email(self, kind: str, code: str) -> str | None:
+        """The partner's email: default address WEB, then contacts' WEB."""
+        record = self.record(kind, code)
+        if record is None:
+            return None
+        addresses = [a for a in record.get("BPADDRESS") or [] if isinstance(a, dict)]
+        default = _default_address(record, addresses)
+        rows = ([default] if default else []) + list(record.get("CONTACT") or [])
+        found = (e for row in rows if isinstance(row, dict) for e in dimensioned(row, "WEB"))
+        return next(found, None)
+
 
 def _mobiles(record: dict[str, Any]) -> Iterator[Phone]:
     addresses = [a for a in record.get("BPADDRESS") or [] if isinstance(a, dict)]
