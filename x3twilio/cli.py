@@ -109,11 +109,16 @@ def poll(app: App, dry_run: bool, sources: tuple[str, ...], since: str | None) -
     unknown = [s for s in sources if s not in {x.name for x in config.used_sources()}]
     if unknown:
         raise click.BadParameter(f"no rule reads source {unknown[0]!r}", param_hint="--source")
-    report = Poller(config, dry_run=dry_run, only=sources, since=_iso_time(since)).run()
+    poller = Poller(config, dry_run=dry_run, only=sources, since=_iso_time(since))
     if dry_run:
-        _print_decisions(report)
-    else:
-        app.say(_summary(report))
+        _print_decisions(poller.run())
+        return
+    from x3twilio.monitoring import monitored
+
+    with monitored(config, "poll") as run:
+        report = poller.run()
+        run.exit_code = report.exit_code
+    app.say(_summary(report))
     sys.exit(report.exit_code)
 
 
@@ -254,7 +259,11 @@ def ingest(app: App, dry_run: bool) -> None:
             + (", ".join(f"{route} {n}" for route, n in sorted(waiting.items())) or "nothing")
         )
         return
-    report = ingester.run()
+    from x3twilio.monitoring import monitored
+
+    with monitored(ingester.config, "ingest") as run:
+        report = ingester.run()
+        run.exit_code = report.exit_code
     c = report.counts
     app.say(
         f"ingest: {c['logged']} logged, {c['unmatched']} unmatched, {c['status']} statuses, "

@@ -143,6 +143,13 @@ class SendingConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    metrics_file: Path | None = None  # Prometheus textfile, e.g. for node_exporter
+    heartbeat_url: str | None = None  # pinged /start and /<exit code> (healthchecks.io)
+    json_logs: bool = False  # every audit event also as one JSON line on stderr
+
+
+@dataclass(frozen=True)
 class SendGridConfig:
     api_key: str
     from_email: str
@@ -172,6 +179,7 @@ class Config:
     region: str
     retry: RetryConfig
     sending: SendingConfig
+    monitoring: MonitoringConfig
     sendgrid: SendGridConfig | None
     inbound: InboundConfig
     groups: Mapping[str, tuple[str, ...]]
@@ -228,6 +236,7 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
         region=_load_region(root),
         retry=_load_retry(root.child("retry")),
         sending=_load_sending(root.child("sending")),
+        monitoring=_load_monitoring(root.child("monitoring"), base),
         sendgrid=_load_sendgrid(root.child("sendgrid")) if root.has("sendgrid") else None,
         inbound=_load_inbound(root.child("inbound")),
         groups=groups,
@@ -484,6 +493,17 @@ def _load_sending(node: Node) -> SendingConfig:
         raise node.error("rate_limit", "expected a positive number of messages per second")
     node.done()
     return sending
+
+
+def _load_monitoring(node: Node, base: Path) -> MonitoringConfig:
+    metrics = node.get("metrics_file", str, None)
+    monitoring = MonitoringConfig(
+        metrics_file=base / metrics if metrics else None,
+        heartbeat_url=node.get("heartbeat_url", str, None) or None,
+        json_logs=node.get("json_logs", bool, False),
+    )
+    node.done()
+    return monitoring
 
 
 def _load_sendgrid(node: Node) -> SendGridConfig:

@@ -1,0 +1,49 @@
+"""Cron operation: Prometheus textfile metrics and the heartbeat pings."""
+
+from __future__ import annotations
+
+import re
+
+from x3twilio.simulators import serve
+
+
+class Heartbeat:
+    """A stand-in healthchecks.io: records the paths it is pinged on."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def __call__(self, environ, start_response):
+        self.paths.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"OK"]
+
+
+def test_a_poll_pings_start_and_exit_code_and_writes_metrics(env, tmp_path):
+    beat = Heartbeat()
+    with serve(beat) as server:
+        env.configure(
+            monitoring={"heartbeat_url": f"{server.url}/ping/abc", "metrics_file": "x3twilio.prom"}
+        )
+        env.run("poll")
+        env.configure(
+            monitoring={"heartbeat_url": f"{server.url}/ping/abc", "metrics_file": "x3twilio.prom"},
+            x3={"url": "http://127.0.0.1:9"},
+            retry={"attempts": 1},
+        )  # X3 down
+        env.run("poll", expect=69)
+    assert beat.paths == ["/ping/abc/start", "/ping/abc/0", "/ping/abc/start", "/ping/abc/69"]
+    metrics = (env.dir / "x3twilio.prom").read_text()
+    assert re.search(
+        r'^x3twilio_last_success_timestamp_seconds\{command="poll"\} \d+', metrics, re.M
+    )
+    assert 'x3twilio_run_exit_code{command="poll"} 69' in metrics
+    assert "x3twilio_outbox_backlog 0" in metrics
+    assert re.search(
+        r'^x3twilio_watermark_lag_seconds\{source="purchase_orders"\} \d+$', metrics, re.M
+    )
+
+
+def test_an_unreachable_heartbeat_never_fails_the_run(env):
+    env.configure(monitoring={"heartbeat_url": "http://127.0.0.1:9/nothing"})
+    env.run("-q", "poll")
