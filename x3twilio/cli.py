@@ -372,6 +372,26 @@ def replay(
     sys.exit(outcome.exit_code)
 
 
+@cli.command()
+@click.argument("source")
+@click.argument("key")
+@click.pass_obj
+def explain(app: App, source: str, key: str) -> None:
+    """Show whether a record matches each rule, and why, and what was sent about it.
+
+    \b
+    Example:
+      x3twilio explain purchase_orders POFR0110113
+    """
+    from x3twilio.explain import explain as explain_record
+
+    config = app.config()
+    if source not in config.sources:
+        raise click.BadParameter(f"unknown source {source!r}", param_hint="SOURCE")
+    for line in explain_record(config, source, key):
+        click.echo(line)
+
+
 def _not_yet(name: str, issue: str) -> None:
     @cli.command(
         name,

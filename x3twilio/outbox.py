@@ -266,6 +266,15 @@ class Outbox:
     def set_delivery(self, notification_id: str, status: str, now: str) -> None:
         self._update(notification_id, now, delivery=status)
 
+    def for_record(self, source: str, record: str) -> list[tuple[Notification, str | None]]:
+        """Everything decided about one X3 record, with delivery statuses."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS}, delivery FROM notifications WHERE source=? AND record=?"
+            " ORDER BY created, id",
+            (source, record),
+        ).fetchall()
+        return [(Notification(*row[:-1]), row[-1]) for row in rows]
+
     def last_sent_to(self, number: str) -> Notification | None:
         """The newest notification sent to `number`: what a reply most likely answers."""
         row = self.db.execute(
