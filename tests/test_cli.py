@@ -44,7 +44,26 @@ def test_a_missing_config_file_exits_78(tmp_path):
 def test_check_offline_and_online_against_the_simulators(env):
     assert "valid (4 rules over 3 sources)" in env.run("check", "--offline").stdout
     online = env.run("check").stdout
-    assert "✓ X3 purchase_orders" in online and "✓ Twilio" in online
+    assert "✓\tX3 purchase_orders\t" in online
+    assert "✓\tTwilio account\taccount is active" in online
+    assert "✓\tTwilio sender\t+15017122661 can send SMS" in online
+
+
+def test_check_online_names_what_is_wrong_and_how_to_fix_it(env):
+    env.configure(twilio={"from": "+15005550006"})
+    result = env.run("check", expect=69)
+    assert "✗\tTwilio sender\t+15005550006 is not on the account\tset twilio.from" in (
+        result.stdout)
+
+
+def test_check_warns_about_ucs2_and_long_templates(env):
+    rules = env.configure()["rules"]
+    rules[0]["message"] = "Commande {order_number} confirm\u00e9e \u2019 merci"
+    rules[1]["message"] = "{order_number} " * 100
+    env.configure(rules=rules)
+    warnings = env.run("check", "--offline").stderr
+    assert "rule po-approved: '\u2019' makes every message UCS-2" in warnings
+    assert "rule po-expected-today: about 4 segments per message" in warnings
 
 
 def test_an_x3_that_never_answers_is_a_timeout_and_exit_69(env):

@@ -176,17 +176,22 @@ def check(app: App, offline: bool) -> None:
     Example:
       x3twilio --config x3twilio.yaml check --offline
     """
+    from x3twilio.doctor import check_online, template_warnings
+
     config = app.config()
     app.say(
         f"{config.file}: valid ({len(config.rules)} rules over "
         f"{len(config.used_sources())} sources)"
     )
+    for warning in template_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
     if offline:
         return
-    from x3twilio.doctor import check_online
-
-    for line in check_online(config):
-        app.say(line)
+    checks = check_online(config)
+    rows = [("✓" if c.ok else "✗", c.name, c.detail, c.fix) for c in checks]
+    _print_rows(("", "check", "result", "fix"), rows, "x3twilio check")
+    if not all(c.ok for c in checks):
+        sys.exit(ExitCode.UNAVAILABLE)
 
 
 @cli.command()

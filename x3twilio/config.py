@@ -140,6 +140,7 @@ class SendingConfig:
     digest: bool = False  # fold what passes max_per_recipient into one message
     quiet_hours: QuietHours | None = None
     timezone: str = "UTC"  # for recipients whose zone the number does not tell
+    max_segments: int = 3  # `check` warns about SMS templates longer than this
 
 
 @dataclass(frozen=True)
@@ -486,6 +487,7 @@ def _load_sending(node: Node) -> SendingConfig:
         digest=node.get("digest", bool, False),
         quiet_hours=quiet,
         timezone=timezone,
+        max_segments=node.get("max_segments", int, 3),
     )
     if not 1 <= sending.concurrency <= 64:
         raise node.error("concurrency", "expected 1 to 64")

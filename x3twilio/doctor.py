@@ -1,42 +1,165 @@
-"""`check` online: reach each configured service with the real credentials."""
+"""`check`: offline warnings about templates, then each service with the real credentials."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import requests
+
 from x3twilio.config import Config
 from x3twilio.errors import RemoteError
+from x3twilio.segments import segment_info, ucs2_characters
 from x3twilio.senders.twilio import API_VERSION
+from x3twilio.templates import SAMPLES
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
 
 
-def check_online(config: Config) -> list[str]:
-    """One line per check; raises the first RemoteError (exit 69) after reporting the rest."""
-    session = make_session()
-    client = make_client(config.x3, session, Retrier(config.retry))
-    lines, first_error = [], None
-    for source in config.used_sources():
-        try:
-            client.server_time(source)
-            lines.append(f"✓ X3 {source.name}: {source.x3_class} answers")
-        except RemoteError as exc:
-            lines.append(f"✗ X3 {source.name}: {exc}")
-            first_error = first_error or exc
-    twilio = config.twilio
-    url = f"{twilio.api_url}/{API_VERSION}/Accounts/{twilio.account_sid}/Messages.json"
-    auth = (twilio.api_key_sid or twilio.account_sid, twilio.api_key_secret or twilio.auth_token)
-    try:
-        response = session.get(url, params={"PageSize": "1"}, auth=auth, timeout=twilio.timeout)
-        ok = response.status_code == 200
-        lines.append(("✓" if ok else "✗") + f" Twilio: HTTP {response.status_code}")
-        if not ok:
-            first_error = first_error or RemoteError(
-                "Twilio", f"HTTP {response.status_code}", status=response.status_code
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def template_warnings(config: Config) -> list[str]:
+    """SMS templates that turn UCS-2 for one character, or run past the segment budget."""
+    warnings = []
+    for rule in config.rules:
+        if rule.channel != "sms":
+            continue
+        kind_of = config.sources[rule.source].kind_of
+        sample = rule.template.render(lambda name, kind_of=kind_of: SAMPLES[kind_of(name)])
+        odd = ucs2_characters("".join(part[0] for part in rule.template.parts))
+        if odd:
+            warnings.append(
+                f"rule {rule.name}: {', '.join(map(repr, odd))} makes every "
+                "message UCS-2 (70 characters a segment instead of 160)"
             )
-    except OSError as exc:
-        lines.append(f"✗ Twilio: {exc}")
-        first_error = first_error or RemoteError("Twilio", str(exc))
-    if first_error:
-        for line in lines:
-            print(line)  # noqa: T201 - the report matters most when something failed
-        raise first_error
-    return lines
+        info = segment_info(sample)
+        if info.segments > config.sending.max_segments:
+            warnings.append(
+                f"rule {rule.name}: about {info.segments} segments per message "
+                f"(sending.max_segments is {config.sending.max_segments})"
+            )
+    return warnings
+
+
+def check_online(config: Config) -> list[Check]:
+    session = make_session()
+    checks = [*_x3_checks(config, session), *_twilio_checks(config, session)]
+    if config.sendgrid is not None:
+        checks.append(
+            _guard("SendGrid", lambda: _sendgrid_check(config, session), "check sendgrid.api_key")
+        )
+    return checks
+
+
+def _guard(name: str, probe: Callable[[], Check], fix: str) -> Check:
+    try:
+        return probe()
+    except (RemoteError, requests.RequestException) as exc:
+        return Check(name, False, str(exc), fix)
+
+
+def _x3_checks(config: Config, session: requests.Session) -> list[Check]:
+    client = make_client(config.x3, session, Retrier(config.retry))
+    checks = []
+    for source in config.used_sources():
+
+        def probe(source: Any = source) -> Check:
+            now = client.server_time(source)
+            pages = client.changes(source, now - timedelta(days=30), now)
+            rows = next(pages).resources
+            if rows and source.timestamp not in rows[0]:
+                return Check(
+                    f"X3 {source.name}",
+                    False,
+                    f"{source.x3_class} does not expose {source.timestamp}",
+                    f"add {source.timestamp} to the query facet of {source.representation}",
+                )
+            return Check(f"X3 {source.name}", True, f"{source.x3_class} answers")
+
+        checks.append(
+            _guard(f"X3 {source.name}", probe, "check x3.url, x3.folder and the credentials")
+        )
+    return checks
+
+
+def _twilio_checks(config: Config, session: requests.Session) -> list[Check]:
+    twilio = config.twilio
+    auth = (twilio.api_key_sid or twilio.account_sid, twilio.api_key_secret or twilio.auth_token)
+    base = f"{twilio.api_url}/{API_VERSION}/Accounts/{twilio.account_sid}"
+
+    def get(url: str, **params: str) -> dict[str, Any]:
+        response = session.get(url, params=params, auth=auth, timeout=twilio.timeout)
+        if response.status_code != 200:
+            raise RemoteError(
+                "Twilio", f"HTTP {response.status_code} from {url}", status=response.status_code
+            )
+        body: dict[str, Any] = response.json()
+        return body
+
+    def account() -> Check:
+        status = get(f"{base}.json").get("status", "?")
+        return Check(
+            "Twilio account",
+            status == "active",
+            f"account is {status}",
+            "use an active account" if status != "active" else "",
+        )
+
+    def number() -> Check:
+        if not twilio.from_number:
+            return Check("Twilio sender", True, "a Messaging Service sends")
+        found = get(f"{base}/IncomingPhoneNumbers.json", PhoneNumber=twilio.from_number)
+        numbers = found.get("incoming_phone_numbers") or []
+        if not numbers:
+            return Check(
+                "Twilio sender",
+                False,
+                f"{twilio.from_number} is not on the account",
+                "set twilio.from to one of your Twilio numbers",
+            )
+        sms = (numbers[0].get("capabilities") or {}).get("sms")
+        return Check(
+            "Twilio sender",
+            bool(sms),
+            f"{twilio.from_number} " + ("can send SMS" if sms else "cannot send SMS"),
+            "" if sms else "pick an SMS-capable number",
+        )
+
+    return [
+        _guard("Twilio account", account, "check twilio.account_sid and the token"),
+        _guard("Twilio sender", number, "check twilio.from"),
+    ]
+
+
+def _sendgrid_check(config: Config, session: requests.Session) -> Check:
+    grid = config.sendgrid
+    assert grid is not None
+    body = {
+        "personalizations": [{"to": [{"email": grid.from_email}]}],
+        "from": {"email": grid.from_email},
+        "subject": "x3twilio check",
+        "content": [{"type": "text/plain", "value": "check"}],
+        "mail_settings": {"sandbox_mode": {"enable": True}},
+    }  # validated, never sent
+    response = session.post(
+        f"{grid.api_url}/v3/mail/send",
+        json=body,
+        timeout=grid.timeout,
+        headers={"Authorization": f"Bearer {grid.api_key}"},
+    )
+    ok = response.status_code in (200, 202)
+    fixes = {401: "check sendgrid.api_key", 403: "verify sendgrid.from_email as a sender"}
+    return Check(
+        "SendGrid",
+        ok,
+        f"HTTP {response.status_code}",
+        fixes.get(response.status_code, "see SendGrid's answer"),
+    )

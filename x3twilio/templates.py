@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 # A sample value per kind, to prove a format spec works before any message is sent.
-_SAMPLES: dict[str, Any] = {
+SAMPLES: dict[str, Any] = {
     "text": "PO123",
     "int": 3,
     "decimal": Decimal("1234.5"),
@@ -85,6 +85,6 @@ def _check_placeholder(
         known = ", ".join(sorted(kinds))
         raise TemplateError(f"unknown placeholder {{{name}}}; known names: {known}")
     try:
-        _format(_SAMPLES[kinds[name]], spec)
+        _format(SAMPLES[kinds[name]], spec)
     except (ValueError, TypeError) as exc:
         raise TemplateError(f"placeholder {{{name}:{spec}}}: bad format spec ({exc})") from None
