@@ -150,10 +150,16 @@ class Poller:
         else:
             lo = (parse_stamp(mark) if mark else hi) - lookback
         newest: datetime | None = None
+        rereading = self.since is not None  # history on purpose: decide again, ids dedupe
         for records in self._pages(source, self.x3.changes(source, lo, hi)):
-            fresh = [r for r in records if not self.outbox.is_seen(source.name, r.key, r.stamp)]
+            fresh = [
+                r
+                for r in records
+                if rereading or not self.outbox.is_seen(source.name, r.key, r.stamp)
+            ]
             notes = [] if baseline else [n for r in fresh for n in self._decide(rules, r)]
-            self._store([(source.name, r.key, r.stamp) for r in fresh], notes, report_dupes=True)
+            seen = [(source.name, r.key, r.stamp) for r in fresh]
+            self._store(seen, notes, report_dupes=not rereading)
             for r in records:
                 stamp = parse_stamp(r.stamp)
                 newest = stamp if newest is None or stamp > newest else newest

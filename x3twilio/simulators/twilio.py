@@ -161,7 +161,7 @@ MAGIC_BUY_NUMBER = {"+15005550000": 21422, "+15005550001": 21421}
 
 TERMINAL = {"delivered", "undelivered", "failed", "canceled", "read"}
 CANCELABLE = {"scheduled", "queued", "accepted"}
-PRIVATE_KEYS = ("test", "status_callback")
+PRIVATE_KEYS = ("test", "status_callback", "validity_period")
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
 
@@ -230,6 +230,7 @@ class MessageRequest:
     body: str
     media: list[str]
     status_callback: str | None
+    validity_period: str | None = None  # seconds Twilio may queue it (kept, not enforced)
 
     @classmethod
     def parse(cls, form: Form) -> MessageRequest:
@@ -240,6 +241,7 @@ class MessageRequest:
             body=first(form, "Body") or "",
             media=every(form, "MediaUrl"),
             status_callback=first(form, "StatusCallback") or None,
+            validity_period=first(form, "ValidityPeriod") or None,
         )
 
 
@@ -291,6 +293,7 @@ def message_resource(
         "uri": f"{uri}.json",
         "test": test,
         "status_callback": request.status_callback,
+        "validity_period": request.validity_period,
     }
 
 
