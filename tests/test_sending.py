@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -86,6 +87,6 @@ def test_the_rate_limiter_spaces_requests_and_never_bursts():
     for _ in range(9):
         limiter.wait()
         starts.append(now[0])
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(abs(gap - 0.25) < 1e-9 for gap in gaps)
     assert (starts[-1] - starts[0]) == 2.0  # 9 requests at 4/s: 8 gaps
