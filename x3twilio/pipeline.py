@@ -271,7 +271,6 @@ class Poller:
                 if n.id not in new_ids:
                     self._audit("notification.skipped", n, status="skipped", reason="duplicate")
                     self.report.counts["duplicate"] += 1
-        self.report.decided.extend(added)
 
     def _replay(self, wanted: Callable[[Notification], bool], include_permanent: bool) -> None:
         for n in self.outbox.replayable(include_permanent):
