@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -150,7 +151,7 @@ def _print_decisions(report: RunReport) -> None:
     )
 
 
-def _print_rows(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: str) -> None:
+def _print_rows(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str) -> None:
     """A rich table on a terminal; tab-separated lines when piped."""
     if not sys.stdout.isatty():
         click.echo("\t".join(headers))

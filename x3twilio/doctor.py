@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import requests
@@ -13,6 +14,7 @@ from x3twilio.config import Config
 from x3twilio.errors import RemoteError
 from x3twilio.segments import segment_info, ucs2_characters
 from x3twilio.senders.twilio import API_VERSION
+from x3twilio.sources import Source
 from x3twilio.templates import SAMPLES
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
@@ -32,8 +34,8 @@ def template_warnings(config: Config) -> list[str]:
     for rule in config.rules:
         if rule.channel != "sms":
             continue
-        kind_of = config.sources[rule.source].kind_of
-        sample = rule.template.render(lambda name, kind_of=kind_of: SAMPLES[kind_of(name)])
+        source = config.sources[rule.source]
+        sample = rule.template.render(partial(_sample, source))
         odd = ucs2_characters("".join(part[0] for part in rule.template.parts))
         if odd:
             warnings.append(
@@ -47,6 +49,10 @@ def template_warnings(config: Config) -> list[str]:
                 f"(sending.max_segments is {config.sending.max_segments})"
             )
     return warnings
+
+
+def _sample(source: Source, name: str) -> Any:
+    return SAMPLES[source.kind_of(name)]
 
 
 def check_online(config: Config) -> list[Check]:

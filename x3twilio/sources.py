@@ -105,9 +105,7 @@ class Partner:
         code = raw.get(self.field)
         if not code:
             return None
-        kind = self.kind or {1: "customer", 2: "supplier"}.get(
-            _as_int(raw.get(self.kind_field or ""))
-        )
+        kind = self.kind or PARTNER_TYPE.get(_as_int(raw.get(self.kind_field or "")) or 0)
         return (kind, str(code)) if kind else None
 
 

@@ -58,7 +58,7 @@ def compile_template(text: str, kinds: Mapping[str, str]) -> Template:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
         raise TemplateError(f"malformed template: {exc}") from None
-    parts = []
+    parts: list[tuple[str, str | None, str]] = []
     for literal, name, spec, conversion in parsed:
         if name is None:
             parts.append((literal, None, ""))

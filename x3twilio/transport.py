@@ -50,15 +50,13 @@ class Retrier:
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_is_transient),
-            stop=tenacity.stop_after_attempt(self.config.attempts) | self._out_of_budget,
+            stop=tenacity.stop_after_attempt(self.config.attempts)
+            | tenacity.stop_after_delay(max(0.0, self.deadline - self.clock())),
             wait=self._wait,
             sleep=self.sleep,
             reraise=True,
         )
         return retrying(fn, *args)
-
-    def _out_of_budget(self, state: tenacity.RetryCallState) -> bool:
-        return self.clock() >= self.deadline
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         import tenacity

@@ -33,14 +33,16 @@ class RestClient:
         )
         if where:
             url += f"&where={quote(where)}"
-        visited = set()
-        while url:
+        visited: set[str] = set()
+        next_url: str | None = url
+        while next_url:
+            url = next_url
             visited.add(url)
             body, server_time = self.retrier.call(self._get, url)
             yield Page(_resources(body, url), server_time)
-            url = _next_url(body)
-            if url in visited:
-                raise X3Error(f"paging loops: $links.$next repeats {url}")
+            next_url = _next_url(body)
+            if next_url in visited:
+                raise X3Error(f"paging loops: $links.$next repeats {next_url}")
 
     def changes(self, source: Source, lo: datetime, hi: datetime) -> Iterator[Page]:
         """Records stamped in [lo, hi), and-ed with the source's own filter."""
