@@ -39,6 +39,7 @@ class Env:
     x3_server: RunningServer
     twilio_server: RunningServer
     public_url: str = "http://127.0.0.1:8080"  # where the shim listens, once one is served
+    api: str = "rest"  # how the CLI reads X3: REST api1 or GraphQL (the same simulated data)
 
     @property
     def x3(self) -> X3Simulator:
@@ -58,7 +59,9 @@ class Env:
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Write the simulator configuration, with top-level sections replaced or updated."""
-        config = sim_config(self.x3_server, self.twilio_server, public_url=self.public_url)
+        config = sim_config(
+            self.x3_server, self.twilio_server, public_url=self.public_url, api=self.api
+        )
         for key, value in changes.items():
             if isinstance(value, dict) and isinstance(config.get(key), dict):
                 config[key].update(value)
@@ -66,6 +69,19 @@ class Env:
                 config[key] = value
         write_config(self.config_path, config)
         return config
+
+    def query_match(self, cls: str, count: int) -> str:
+        """A fault `match` for the pages of a change query on `cls`, whatever the API."""
+        if self.api == "graphql":
+            from x3twilio.x3.graphql import BUILTIN
+
+            node = BUILTIN[cls][0].split(".")[1]
+            return f"{node}.query(first:{count})"
+        return f"{cls}?representation={cls}.$query&count={count}"
+
+    def wrong_credentials(self) -> dict[str, str]:
+        """x3 keys with the secret wrong: the password (api1) or the client secret (GraphQL)."""
+        return {"client_secret": "wrong"} if self.api == "graphql" else {"password": "wrong"}
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("X3TWILIO")}
@@ -98,9 +114,14 @@ class Env:
         return json.loads(path.read_text()) if path.exists() else {}
 
 
-@pytest.fixture
-def env(tmp_path: Path, x3_server: RunningServer, twilio_server: RunningServer) -> Env:
-    environment = Env(tmp_path, x3_server, twilio_server)
+@pytest.fixture(params=["rest", "graphql"])
+def env(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    x3_server: RunningServer,
+    twilio_server: RunningServer,
+) -> Env:
+    environment = Env(tmp_path, x3_server, twilio_server, api=request.param)
     environment.configure()
     return environment
 

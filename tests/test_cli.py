@@ -42,7 +42,7 @@ def test_a_missing_config_file_exits_78(tmp_path):
 
 
 def test_check_offline_and_online_against_the_simulators(env):
-    assert "valid (4 rules over 3 sources)" in env.run("check", "--offline").stdout
+    assert "valid (5 rules over 3 sources)" in env.run("check", "--offline").stdout
     online = env.run("check").stdout
     assert "✓\tX3 purchase_orders\t" in online
     assert "✓\tTwilio account\taccount is active" in online

@@ -17,6 +17,7 @@ ENV = {
     "TWILIO_ACCOUNT_SID": "AC123",
     "TWILIO_AUTH_TOKEN": "token",
     "TWILIO_FROM": "+15017122661",
+    "SENDGRID_API_KEY": "SG.key",
 }
 EXAMPLE = Path(__file__).parent.parent / "rules.example.yaml"
 
@@ -44,10 +45,13 @@ def test_example_config_loads_with_its_variables_set():
         "po-expected-today",
         "invoice-due-soon",
         "payment-sent",
+        "payment-remittance",
+        "large-invoice-due-today",
     ]
     assert config.x3.lookback == 600
     assert config.state_dir == EXAMPLE.parent / "state"
-    assert config.groups["finance"] == ("+33612000001", "+447911000111")
+    assert config.groups["finance"] == ("+33612000001", "+447911000111", "finance@example.com")
+    assert {r.channel for r in config.rules} == {"sms", "email", "voice"}
 
 
 def test_relative_state_dir_is_relative_to_the_config_file(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -16,7 +17,10 @@ from x3twilio.state import ensure_dir
 
 SCHEMA_VERSION = 1
 AUDIT_DIR = "audit"
+MAX_BYTES = 64 << 20  # a month's file continues in YYYY-MM.1.jsonl, .2, … past this size
 _KEEP_NULL = {"matched"}  # `matched: null` says "unknown sender" (the contract)
+_SEGMENT = re.compile(r"(\d{4}-\d{2})(?:\.(\d+))?\.jsonl")
+_TAIL_WINDOW = 1 << 20
 
 
 def utc_now() -> datetime:
@@ -34,50 +38,120 @@ def new_run_id(now: datetime) -> str:
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-class AuditLog:
-    """Appends records to audit/YYYY-MM.jsonl; each record is one write under a lock."""
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One audit line, exactly as the trail stores it (readers rely on this encoding)."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    return text.encode() + b"\n"
 
-    def __init__(self, state_dir: Path, run_id: str, clock: Callable[[], datetime] = utc_now):
+
+def segment_name(month: str, index: int) -> str:
+    return f"{month}.jsonl" if index == 0 else f"{month}.{index}.jsonl"
+
+
+class AuditLog:
+    """Appends records to audit/YYYY-MM[.N].jsonl; each record is one write under a lock.
+
+    A month's file that would pass `max_bytes` is closed for good and the month continues in
+    the next segment. The next segment is created while the full one is locked, and a writer
+    moves on whenever a later segment exists, so segments never interleave across processes.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        run_id: str,
+        clock: Callable[[], datetime] = utc_now,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
         self.dir = state_dir / AUDIT_DIR
         self.run_id = run_id
         self.clock = clock
-        self._fds: dict[str, int] = {}
+        self.max_bytes = max_bytes
+        self._fd: int | None = None
+        self._segment: tuple[str, int] = ("", 0)
+        self._following = ""  # the next segment's path: once it exists, ours is closed
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         now = self.clock()
         record = {"v": SCHEMA_VERSION, "ts": iso_ms(now), "event": event, "run_id": self.run_id}
         record.update((k, v) for k, v in fields.items() if v is not None or k in _KEEP_NULL)
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-        self._append(f"{now:%Y-%m}.jsonl", (line + "\n").encode())
+        self._append(f"{now.astimezone(UTC):%Y-%m}", encode_record(record))
         return record
 
-    def _append(self, name: str, data: bytes) -> None:
+    def _append(self, month: str, data: bytes) -> None:
         try:
-            fd = self._fds.get(name)
-            if fd is None:
-                ensure_dir(self.dir)
-                fd = os.open(self.dir / name, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-                self._fds[name] = fd
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                _repair_torn_tail(fd)
-                os.write(fd, data)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            fd = self._open(month)
+            while True:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    moved = self._rotate(fd, month, len(data))
+                    if not moved:
+                        os.write(fd, data)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                if not moved:
+                    return
+                fd = self._switch(month, self._segment[1] + 1)
         except OSError as exc:
             raise StateError(
                 f"cannot append to the audit trail in {self.dir}: {exc.strerror}"
             ) from None
 
+    def _rotate(self, fd: int, month: str, size: int) -> bool:
+        """Under the lock: True when this record belongs in the next segment (now created)."""
+        following = self._following
+        if os.path.exists(following):  # another writer rotated: this segment is closed
+            return True
+        _repair_torn_tail(fd)
+        used = os.fstat(fd).st_size
+        if used == 0 or used + size <= self.max_bytes:
+            return False
+        os.close(os.open(following, os.O_WRONLY | os.O_CREAT, 0o600))
+        _fsync_dir(self.dir)
+        return True
+
+    def _open(self, month: str) -> int:
+        if self._fd is not None and self._segment[0] == month:
+            return self._fd
+        ensure_dir(self.dir)
+        indexes = [
+            int(m.group(2) or 0)
+            for p in self.dir.glob(f"{month}*.jsonl")
+            if (m := _SEGMENT.fullmatch(p.name)) and m.group(1) == month
+        ]
+        return self._switch(month, max(indexes, default=0))
+
+    def _switch(self, month: str, index: int) -> int:
+        self._release()
+        fd = os.open(
+            self.dir / segment_name(month, index), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600
+        )
+        self._fd, self._segment = fd, (month, index)
+        self._following = str(self.dir / segment_name(month, index + 1))
+        return fd
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
     def flush(self) -> None:
-        for fd in self._fds.values():
-            os.fsync(fd)
+        if self._fd is not None:
+            os.fsync(self._fd)
 
     def close(self) -> None:
-        self.flush()
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        self._release()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _repair_torn_tail(fd: int) -> None:
@@ -85,14 +159,25 @@ def _repair_torn_tail(fd: int) -> None:
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return
-    window = min(size, 1 << 20)
-    tail = os.pread(fd, window, size - window)
-    cut = tail.rfind(b"\n")
-    os.truncate(fd, size - window + cut + 1 if cut >= 0 else 0)
+    end = size
+    while end > 0:  # look back window by window: a torn line may be longer than one
+        start = max(0, end - _TAIL_WINDOW)
+        cut = os.pread(fd, end - start, start).rfind(b"\n")
+        if cut >= 0:
+            os.truncate(fd, start + cut + 1)
+            return
+        end = start
+    os.truncate(fd, 0)
 
 
 def audit_files(state_dir: Path) -> list[Path]:
-    return sorted((state_dir / AUDIT_DIR).glob("*.jsonl"))
+    """Every segment of the trail, oldest first: 2026-01.jsonl, 2026-01.1.jsonl, 2026-02.jsonl."""
+    keyed = [
+        ((m.group(1), int(m.group(2) or 0)), path)
+        for path in (state_dir / AUDIT_DIR).glob("*.jsonl")
+        if (m := _SEGMENT.fullmatch(path.name))
+    ]
+    return [path for _, path in sorted(keyed)]
 
 
 def read_records(state_dir: Path) -> Iterator[dict[str, Any]]:

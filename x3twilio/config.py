@@ -83,6 +83,8 @@ class TwilioConfig:
     api_url: str = "https://api.twilio.com"
     timeout: float = 15.0
     previous_auth_token: str | None = None  # still accepted on webhooks during a rotation
+    voice_language: str = "en-GB"  # voice notifications: <Say language=…>
+    voice: str = "alice"  # and <Say voice=…>
 
 
 # What a note template (inbound.note.fields) may use.
@@ -373,6 +375,8 @@ def _load_twilio(node: Node) -> TwilioConfig:
         api_url=node.get("api_url", str, "https://api.twilio.com").rstrip("/"),
         timeout=node.duration("timeout", 15.0),
         previous_auth_token=node.get("previous_auth_token", str, "") or None,
+        voice_language=node.get("voice_language", str, "en-GB"),
+        voice=node.get("voice", str, "alice"),
     )
     if not (twilio.from_number or twilio.messaging_service_sid):
         raise node.error("from", "give the sending number (from) or messaging_service_sid")

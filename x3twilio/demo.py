@@ -14,6 +14,7 @@ import requests
 import yaml
 
 from x3twilio.simulators import RunningServer, serve
+from x3twilio.simulators.sendgrid import DEFAULT_SENDER, SendGridSimulator
 from x3twilio.simulators.twilio import TwilioSimulator
 from x3twilio.simulators.x3 import X3Simulator
 
@@ -32,14 +33,25 @@ def sim_config(
     twilio: RunningServer,
     state_dir: str = "state",
     public_url: str = "http://127.0.0.1:8080",
+    api: str = "rest",
+    sendgrid: RunningServer | None = None,
+    quiet_hours: bool = False,
 ) -> dict[str, Any]:
-    """The example configuration, pointed at running simulators with their credentials."""
+    """The example configuration, pointed at running simulators with their credentials.
+
+    `api="graphql"` reads X3 through its GraphQL endpoint, as the simulator's connected
+    application (the same data: a record changed through one API is changed in the other).
+    Without a SendGrid simulator the email rules are left out; quiet hours are left out
+    unless asked for, so that what is sent does not depend on the time of day.
+    """
     x3sim: X3Simulator = x3.app  # type: ignore[assignment]
     twsim: TwilioSimulator = twilio.app  # type: ignore[assignment]
     config = example_config()
     config["x3"].update(
         url=x3.url, folder=x3sim.folder, user=x3sim.user, password=x3sim.password, timeout="5s"
     )
+    if api == "graphql":
+        config["x3"].update(graphql_x3(x3sim))
     config["twilio"] = {
         "account_sid": twsim.account_sid,
         "auth_token": twsim.auth_token,
@@ -50,14 +62,53 @@ def sim_config(
     config["public_url"] = public_url
     config["state_dir"] = state_dir
     config["retry"] = {"attempts": 3, "initial": "0.1s", "max": "1s", "budget": "20s"}
+    if not quiet_hours:
+        config["sending"].pop("quiet_hours", None)
+    if sendgrid is None:
+        config.pop("sendgrid", None)
+        config["rules"] = [r for r in config["rules"] if r.get("channel") != "email"]
+    else:
+        grid: SendGridSimulator = sendgrid.app  # type: ignore[assignment]
+        config["sendgrid"].update(api_key=grid.api_key, from_email=DEFAULT_SENDER,
+                                  api_url=sendgrid.url)
     return config
+
+
+def graphql_x3(x3sim: X3Simulator) -> dict[str, Any]:
+    """The x3 keys for the simulator's GraphQL API: its connected app, its SMS log node."""
+    endpoint = x3sim.graphql
+    return {
+        "api": "graphql",
+        "auth": "connected_app",
+        "client_id": endpoint.client_id,
+        "client_secret": endpoint.client_secret,
+        "token_validity": "5m",
+        "nodes": {
+            "YSMSLOG": {  # a table of the customer's own, exposed with X3 builder
+                "node": "x3Custom.smsLog",
+                "key": ["LOGNUM"],
+                "fields": {
+                    "LOGNUM": "id",
+                    "BPTYP": "businessPartnerType enum 1=customer 2=supplier",
+                    "BPNUM": "businessPartner",
+                    "DOCNUM": "document",
+                    "PHONE": "phone",
+                    "DIRECTION": "direction",
+                    "MSGSID": "messageSid",
+                    "TEXT": "text",
+                    "LOGDATTIM": "loggedAt stamp",
+                    "UPDDATTIM": "_updateStamp stamp",
+                },
+            }
+        },
+    }
 
 
 def write_config(path: Path, config: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), "utf-8")
 
 
-def run_demo(workdir: Path | None, echo: Echo) -> None:
+def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
     from x3twilio.config import load_config
     from x3twilio.ingest import Ingester
     from x3twilio.pipeline import Poller
@@ -70,10 +121,13 @@ def run_demo(workdir: Path | None, echo: Echo) -> None:
         x3sim: X3Simulator = x3.app  # type: ignore[assignment]
         twsim: TwilioSimulator = twilio.app  # type: ignore[assignment]
         path = workdir / "x3twilio.yaml"
-        write_config(path, sim_config(x3, twilio, public_url=shim.url))
+        write_config(path, sim_config(x3, twilio, public_url=shim.url, api=api))
         config = load_config(path, env={})
         shim.httpd.set_app(Shim(config))
-        echo(f"Simulated X3 at {x3.url}, Twilio at {twilio.url}, webhook shim at {shim.url}")
+        echo(
+            f"Simulated X3 ({'GraphQL' if api == 'graphql' else 'api1'}) at {x3.url}, "
+            f"Twilio at {twilio.url}, webhook shim at {shim.url}"
+        )
         echo(f"Configuration, state and audit trail in {workdir}")
 
         echo("\n1. First poll: starts from now (no history is sent); due dates are checked.")

@@ -27,19 +27,13 @@ from x3twilio.x3 import make_client
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START_WORDS = {"START", "UNSTOP", "YES"}
 # Delivery statuses only move forward; callbacks arrive out of order (TWILIO.md §7.5).
-RANK = {
-    "accepted": 0,
-    "scheduled": 0,
-    "queued": 0,
-    "sending": 1,
-    "sent": 2,
-    "delivered": 3,
-    "undelivered": 3,
-    "failed": 3,
-    "canceled": 3,
-    "read": 4,
-}
-TERMINAL = {"delivered", "undelivered", "failed", "canceled", "read"}
+# Calls (voice notifications) report on the same route: queued → ringing → in-progress → …
+RANK = {"accepted": 0, "scheduled": 0, "queued": 0, "initiated": 0,
+        "sending": 1, "ringing": 1, "sent": 2, "in-progress": 2,
+        "delivered": 3, "undelivered": 3, "failed": 3, "canceled": 3,
+        "completed": 3, "busy": 3, "no-answer": 3, "read": 4}
+TERMINAL = {"delivered", "undelivered", "failed", "canceled", "read",
+            "completed", "busy", "no-answer"}
 
 
 @dataclass
@@ -109,7 +103,8 @@ class Ingester:
     # -- delivery statuses ----------------------------------------------------------------
 
     def _status(self, params: dict[str, str], payload: dict[str, Any]) -> None:
-        sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "")
+        sid = params.get("MessageSid") or params.get("CallSid") or ""
+        status = params.get("MessageStatus") or params.get("CallStatus") or ""
         found = self.outbox.by_provider_id(sid)
         if found is None:
             self.report.counts["unknown_status"] += 1

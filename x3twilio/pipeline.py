@@ -16,7 +16,7 @@ from x3twilio.outbox import Notification, Outbox, notification_id
 from x3twilio.phones import to_e164
 from x3twilio.rules import Recipient, Rule, fits
 from x3twilio.segments import segment_info
-from x3twilio.senders.twilio import TwilioSender
+from x3twilio.senders import make_senders
 from x3twilio.sending import MAX_BODY, Dispatcher, audit_fields
 from x3twilio.sources import Record, Source, decode, parse_stamp, stamp_literal
 from x3twilio.state import Watermarks, run_lock
@@ -60,7 +60,7 @@ class Poller:
         retrier = Retrier(config.retry, sleep=sleep)
         self.x3 = make_client(config.x3, session, retrier)
         self.partners = PartnerDirectory(self.x3)
-        self.senders = {"sms": TwilioSender(config.twilio, config.public_url, session, retrier)}
+        self.senders = make_senders(config, session, retrier)
         self.sleep = sleep
         self.report = RunReport(new_run_id(clock()))
         self._x3_now: datetime | None = None

@@ -20,16 +20,17 @@ from x3twilio.errors import RemoteError
 from x3twilio.outbox import Notification, Outbox
 from x3twilio.quiethours import zone_of
 from x3twilio.rules import Rule
+from x3twilio.senders.twilio import OPTED_OUT
 from x3twilio.sources import parse_stamp
 
 MAX_BODY = 1600  # Twilio's limit for a concatenated SMS
 RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a refused message and its next try
-OPTED_OUT = 21610  # Twilio: the recipient texted STOP
 Audit = Callable[..., None]
 
 
 class Sender(Protocol):
     channel: str
+    reconciles: bool  # can an ambiguous failure be looked up with find_sent?
 
     def send(
         self, n: Notification, in_flight_since: datetime | None, validity_period: int | None = None
@@ -96,7 +97,7 @@ class Dispatcher:
     def _screened_out(self, n: Notification, now: datetime) -> bool:
         rule = self.rules.get(n.rule)
         if self._too_old(n, rule, now):
-            if not (n.in_flight_since and self._found(n)):
+            if not (n.in_flight_since and self.senders[n.channel].reconciles and self._found(n)):
                 self._expire(
                     n,
                     "retry.max_age"
@@ -203,7 +204,10 @@ class Dispatcher:
             try:
                 sid = future.result()
             except RemoteError as exc:
-                down = exc.status is None or exc.status >= 500 or exc.status in (401, 403)
+                maybe_sent = getattr(exc, "maybe_sent", False)  # a person must look first
+                down = not maybe_sent and (
+                    exc.status is None or exc.status >= 500 or exc.status in (401, 403)
+                )
                 for n in batch:
                     self._failed(n, exc, retry_now=down)
                 stop = stop or (exc if down else None)
@@ -221,7 +225,7 @@ class Dispatcher:
         return sid is not None
 
     def _sent(self, n: Notification, sid: str, digest: int | None = None) -> None:
-        self.outbox.mark_sent(n, sid, iso_ms(self.clock()))
+        # audit first: a crash between the two repeats a record, it never loses one
         self.audit(
             "notification.sent",
             n,
@@ -230,6 +234,7 @@ class Dispatcher:
             attempt=n.attempts,
             digest=digest,
         )
+        self.outbox.mark_sent(n, sid, iso_ms(self.clock()))
         self.counts["sent"] += 1
 
     def _failed(self, n: Notification, exc: RemoteError, retry_now: bool) -> None:
@@ -242,10 +247,12 @@ class Dispatcher:
             retry_at = iso_ms(now + timedelta(seconds=delay))
         if exc.code == OPTED_OUT:  # Twilio's own STOP list: remember it here too
             self.outbox.opt_out(n.to, str(OPTED_OUT), iso_ms(now))
-        ambiguous = exc.transient and exc.code != 20429
-        self.outbox.mark_failed(n, iso_ms(now), exc.code, exc.message, retry_at, ambiguous)
+        reconciles = self.senders[n.channel].reconciles
+        ambiguous = exc.transient and exc.code != 20429 and reconciles
         error = {"code": exc.code, "message": exc.message, "permanent": retry_at is None}
+        # audit first: a crash between the two repeats a record, it never loses one
         self.audit("notification.failed", n, status="failed", attempt=n.attempts, error=error)
+        self.outbox.mark_failed(n, iso_ms(now), exc.code, exc.message, retry_at, ambiguous)
         self.counts["failed"] += 1
 
     def _expire(self, n: Notification, limit: str) -> None:

@@ -437,6 +437,9 @@ class X3Simulator:
         self._lock = threading.RLock()
         self._tables = {name: _Table(cls) for name, cls in CLASSES.items()}
         self._load(build_dataset(self.now()) if dataset is None else dataset)
+        from .graphql import GraphQLEndpoint  # GraphQL over the same store (imports this)
+
+        self.graphql = GraphQLEndpoint(self)
 
     def _load(self, dataset: Dataset) -> None:
         for name, rows in dataset.items():
@@ -557,6 +560,8 @@ class X3Simulator:
         path, query = _split_target(environ)
         if path.startswith("/_sim/"):
             return self._send(send, self._control(environ, path))
+        if self.graphql.serves(path):
+            return self.graphql(environ, send, path)
         fault = self.faults.pick(environ["REQUEST_METHOD"], request_target(environ))
         kind = fault.kind if fault else ""
         sleep_ms(self.latency_ms)

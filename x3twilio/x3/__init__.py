@@ -59,6 +59,10 @@ class X3Client(Protocol):
 
 
 def make_client(config: X3Config, session: requests.Session, retrier: Retrier) -> X3Client:
+    if config.api == "graphql":
+        from x3twilio.x3.graphql import GraphQLClient
+
+        return GraphQLClient(config, session, retrier)
     from x3twilio.x3.rest import RestClient
 
     return RestClient(config, session, retrier)
