@@ -69,8 +69,9 @@ def sim_config(
         config["rules"] = [r for r in config["rules"] if r.get("channel") != "email"]
     else:
         grid: SendGridSimulator = sendgrid.app  # type: ignore[assignment]
-        config["sendgrid"].update(api_key=grid.api_key, from_email=DEFAULT_SENDER,
-                                  api_url=sendgrid.url)
+        config["sendgrid"].update(
+            api_key=grid.api_key, from_email=DEFAULT_SENDER, api_url=sendgrid.url
+        )
     return config
 
 
@@ -117,11 +118,18 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
     workdir = Path(workdir or tempfile.mkdtemp(prefix="x3twilio-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shim = RunningServer(_unready)  # its address first: it is the public URL in the config
-    with serve(X3Simulator()) as x3, serve(TwilioSimulator()) as twilio, shim:
+    with (
+        serve(X3Simulator()) as x3,
+        serve(TwilioSimulator()) as twilio,
+        serve(SendGridSimulator()) as sendgrid,
+        shim,
+    ):
         x3sim: X3Simulator = x3.app  # type: ignore[assignment]
         twsim: TwilioSimulator = twilio.app  # type: ignore[assignment]
+        grid: SendGridSimulator = sendgrid.app  # type: ignore[assignment]
         path = workdir / "x3twilio.yaml"
-        write_config(path, sim_config(x3, twilio, public_url=shim.url, api=api))
+        # Quiet hours stay out of the demo, so that it shows the same at any time of day.
+        write_config(path, sim_config(x3, twilio, public_url=shim.url, api=api, sendgrid=sendgrid))
         config = load_config(path, env={})
         shim.httpd.set_app(Shim(config))
         echo(
@@ -130,7 +138,11 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
         )
         echo(f"Configuration, state and audit trail in {workdir}")
 
-        echo("\n1. First poll: starts from now (no history is sent); due dates are checked.")
+        item = _book_a_large_invoice_due_today(x3)
+        echo(
+            f"\n1. First poll: starts from now (no history is sent); due dates are checked:"
+            f"\n   reminders for what falls due, and a call to the treasurer for {item}."
+        )
         echo("   " + _counts(Poller(config).run().counts))
 
         echo("\n2. In X3, a buyer approves a purchase order and a payment goes out.")
@@ -144,16 +156,30 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
 
         echo("\n4. A third poll finds nothing new and sends nothing twice.")
         echo("   " + _counts(Poller(config).run().counts))
-        echo(f"\nTwilio accepted {len(twsim.messages)} message(s):")
+        echo(f"\nTwilio accepted {len(twsim.messages)} SMS and {len(twsim.calls)} call(s):")
         for message in twsim.messages:
             echo(f"   → {message['to']}: {message['body']}")
+        for call in twsim.calls:
+            echo(f"   ☎ {call['to']}")
+        echo(f"SendGrid accepted {len(grid.mails)} email(s):")
+        for mail in grid.mails:
+            to = mail["personalizations"][0]["to"][0]["email"]
+            echo(f"   ✉ {to}: {mail['subject']}")
+        echo(
+            "(Quiet hours, in rules.example.yaml, are off in the demo: the same output at any "
+            "hour.)"
+        )
 
         echo("\n5. Handsets report delivery; the supplier answers by SMS, another by voicemail.")
         twsim.deliver_callbacks(shuffle=True, duplicate=True)
-        twsim.send_incoming_sms(f"{shim.url}/twilio/sms", "+33612345678",
-                                f"{order} bien reçu, livraison confirmée")
-        twsim.place_incoming_call(f"{shim.url}/twilio/voice", "+447911123456",
-                                  transcription="Hello, the pallets for your order ship Monday.")
+        twsim.send_incoming_sms(
+            f"{shim.url}/twilio/sms", "+33612345678", f"{order} bien reçu, livraison confirmée"
+        )
+        twsim.place_incoming_call(
+            f"{shim.url}/twilio/voice",
+            "+447911123456",
+            transcription="Hello, the pallets for your order ship Monday.",
+        )
         echo("   " + _counts(Ingester(config).run().counts, ("status", "logged", "failed")))
 
         echo("\nNotes now on the suppliers in X3:")
@@ -169,7 +195,7 @@ def _unready(environ: object, start_response: Any) -> list[bytes]:
 
 def _counts(
     counts: Counter[str],
-    keys: tuple[str, ...] = ("records", "queued", "sent", "failed", "skipped", "duplicate"),
+    keys: tuple[str, ...] = ("records", "queued", "sent", "failed", "skipped", "deferred"),
 ) -> str:
     return ", ".join(f"{k} {counts[k]}" for k in keys)
 
@@ -199,6 +225,31 @@ def _approve_an_order(x3: RunningServer) -> str:
     url = f"{base}/PORDER('{key}')?representation=PORDER.$edit"
     session.put(url, json={"APPFLG": 3}, timeout=5).raise_for_status()
     return str(key)
+
+
+def _book_a_large_invoice_due_today(x3: RunningServer) -> str:
+    """An open item of a supplier invoice, due today by X3's clock, big enough for a call."""
+    sim: X3Simulator = x3.app  # type: ignore[assignment]
+    session, base = _x3_session(x3)
+    body = {
+        "TYP": "PISU",
+        "NUM": "PIGB0119999",
+        "DUDLIG": 1,
+        "BPR": "GB001",
+        "BPRTYP": 2,
+        "BPRPAY": "GB001",
+        "CPY": "GB10",
+        "FCY": "GB011",
+        "CUR": "GBP",
+        "PAM": "TRF",
+        "DUDDAT": sim.now().date().isoformat(),
+        "AMTCUR": 12480.0,
+        "PAYCUR": 0.0,
+        "FLGCLE": 1,
+    }
+    url = f"{base}/GACCDUDATE?representation=GACCDUDATE.$create"
+    session.post(url, json=body, timeout=5).raise_for_status()
+    return "PIGB0119999"
 
 
 def _post_a_payment(x3: RunningServer) -> str:
