@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,27 @@ from x3twilio.simulators.twilio import TwilioSimulator
 from x3twilio.simulators.x3 import X3Simulator
 
 
+class SimClock:
+    """X3's clock in the simulator: real UTC time plus an offset tests move forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
 @pytest.fixture
-def x3_server() -> Iterator[RunningServer]:
-    with serve(X3Simulator()) as server:
+def x3_clock() -> SimClock:
+    return SimClock()
+
+
+@pytest.fixture
+def x3_server(x3_clock: SimClock) -> Iterator[RunningServer]:
+    with serve(X3Simulator(clock=x3_clock)) as server:
         yield server
 
 
@@ -40,6 +59,11 @@ class Env:
     twilio_server: RunningServer
     public_url: str = "http://127.0.0.1:8080"  # where the shim listens, once one is served
     api: str = "rest"  # how the CLI reads X3: REST api1 or GraphQL (the same simulated data)
+    x3_clock: SimClock = field(default_factory=SimClock)
+
+    def next_second(self) -> None:
+        """Move X3's clock on: a run leaves changes of the current second for the next one."""
+        self.x3_clock.advance(1.0)
 
     @property
     def x3(self) -> X3Simulator:
@@ -114,14 +138,18 @@ class Env:
         return json.loads(path.read_text()) if path.exists() else {}
 
 
-@pytest.fixture(params=["rest", "graphql"])
+@pytest.fixture
 def env(
     request: pytest.FixtureRequest,
     tmp_path: Path,
+    x3_clock: SimClock,
     x3_server: RunningServer,
     twilio_server: RunningServer,
 ) -> Env:
-    environment = Env(tmp_path, x3_server, twilio_server, api=request.param)
+    """REST api1 by default; a module runs its tests over both X3 APIs with
+    `pytestmark = pytest.mark.parametrize("env", ["rest", "graphql"], indirect=True)`."""
+    api = getattr(request, "param", "rest")
+    environment = Env(tmp_path, x3_server, twilio_server, api=api, x3_clock=x3_clock)
     environment.configure()
     return environment
 

@@ -22,8 +22,9 @@ def test_every_command_has_help_and_is_in_the_readme(name):
 
 
 def test_python_dash_m_is_the_same_program():
-    result = subprocess.run([sys.executable, "-m", "x3twilio", "--version"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "x3twilio", "--version"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0 and result.stdout.startswith("x3twilio, version ")
 
 
@@ -34,9 +35,20 @@ def test_usage_errors_exit_2(env):
 
 
 def test_a_missing_config_file_exits_78(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "x3twilio", "--config",
-                             str(tmp_path / "none.yaml"), "check", "--offline"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "x3twilio",
+            "--config",
+            str(tmp_path / "none.yaml"),
+            "check",
+            "--offline",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 78
     assert "none.yaml: cannot read the configuration" in result.stderr
 
@@ -53,7 +65,8 @@ def test_check_online_names_what_is_wrong_and_how_to_fix_it(env):
     env.configure(twilio={"from": "+15005550006"})
     result = env.run("check", expect=69)
     assert "✗\tTwilio sender\t+15005550006 is not on the account\tset twilio.from" in (
-        result.stdout)
+        result.stdout
+    )
 
 
 def test_check_warns_about_ucs2_and_long_templates(env):
@@ -77,3 +90,19 @@ def test_state_dir_option_overrides_the_config(env, tmp_path):
     other = tmp_path / "elsewhere"
     env.run("--state-dir", str(other), "poll")
     assert (other / "watermarks.json").exists() and not env.state_dir.exists()
+
+
+@pytest.mark.parametrize("api", ["rest", "graphql"])
+def test_demo_runs_the_whole_loop(tmp_path, api):
+    result = subprocess.run(
+        [sys.executable, "-m", "x3twilio", "demo", "--workdir", str(tmp_path), "--api", api],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Twilio accepted" in out and "1 call(s)" in out and "SendGrid accepted 1 email" in out
+    assert "FR001 BPSREM: " in out and "SMS from +33612345678 re POFR" in out
+    assert "GB001 BPSREM: " in out and "Voicemail from +447911123456" in out
+    assert "notification.status" in out and "inbound.logged 2" in out

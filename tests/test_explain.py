@@ -8,8 +8,11 @@ from tests.test_poll import HISTORY, ONLY_PO_APPROVED
 def test_explain_shows_each_condition_and_the_outbox_story(env):
     env.configure(rules=ONLY_PO_APPROVED)
     env.run("poll", "--since", HISTORY, expect=1)
-    sent = next(p for p in env.x3.records("PORDER")
-                if p["BPSNUM"] == "FR001" and p["APPFLG"] == 3 and p["CLEFLG"] == 1)
+    sent = next(
+        p
+        for p in env.x3.records("PORDER")
+        if p["BPSNUM"] == "FR001" and p["APPFLG"] == 3 and p["CLEFLG"] == 1
+    )
     lines = env.run("explain", "purchase_orders", sent["POHNUM"]).stdout.splitlines()
     assert lines[0].startswith(f"purchase_orders {sent['POHNUM']} (changed ")
     assert "rule po-approved: matches" in lines

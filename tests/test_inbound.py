@@ -8,9 +8,10 @@ import pytest
 import requests
 
 from tests.conftest import Env
-from tests.test_poll import ONLY_PO_APPROVED, edit, next_second
+from tests.test_poll import ONLY_PO_APPROVED, edit
 from x3twilio.signature import compute_signature
 
+pytestmark = pytest.mark.parametrize("env", ["rest", "graphql"], indirect=True)
 FR001_MOBILE = "+33612345678"  # "06 12 34 56 78" on FR001's address, country FR
 
 
@@ -138,7 +139,7 @@ def test_a_reply_without_a_number_refers_to_the_last_notification_sent(env, shim
     env.run("poll")
     po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
     edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    next_second()
+    env.next_second()
     env.run("poll")
     env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "Bien reçu")
     env.run("ingest")
@@ -180,7 +181,7 @@ def test_status_callbacks_out_of_order_end_as_delivered(env, shim):
     env.run("poll")
     po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
     edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    next_second()
+    env.next_second()
     env.run("poll")
     (message,) = env.twilio.messages
     assert message["status_callback"].startswith(f"{shim.url}/twilio/status?n=")
@@ -200,7 +201,7 @@ def test_stop_skips_the_next_notification_and_start_lifts_it(env, shim):
     env.run("ingest")
     orders = [p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1]
     edit(env, "PORDER", orders[0]["POHNUM"], {"APPFLG": 3})
-    next_second()
+    env.next_second()
     env.run("poll")
     assert env.twilio.messages == []
     skipped = [r for r in env.audit() if r["event"] == "notification.skipped"]
@@ -209,7 +210,7 @@ def test_stop_skips_the_next_notification_and_start_lifts_it(env, shim):
     env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "START")
     env.run("ingest")
     edit(env, "PORDER", orders[1]["POHNUM"], {"APPFLG": 3})
-    next_second()
+    env.next_second()
     env.run("poll")
     assert [m["to"] for m in env.twilio.messages] == [FR001_MOBILE]
 

@@ -12,6 +12,7 @@ import requests
 
 from tests.conftest import Env
 
+pytestmark = pytest.mark.parametrize("env", ["rest", "graphql"], indirect=True)
 HISTORY = "2020-01-01T00:00:00Z"
 ONLY_PO_APPROVED = [
     {
@@ -48,10 +49,6 @@ def edit(env: Env, cls: str, key: str, changes: dict) -> None:
     requests.put(url, json=changes, auth=(x3.user, x3.password), timeout=5).raise_for_status()
 
 
-def next_second() -> None:
-    time.sleep(1.05)  # X3 stamps by the second; a run leaves the current second for the next
-
-
 def test_each_approved_order_texts_its_supplier_once_and_the_next_poll_sends_nothing(env):
     env.configure(rules=ONLY_PO_APPROVED)
     env.run("poll", "--since", HISTORY, expect=1)  # US005's magic number fails permanently
@@ -84,7 +81,7 @@ def test_first_poll_starts_from_now_and_an_approval_between_polls_sends_exactly_
     assert env.twilio.messages == []
     (po,) = [p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1][:1]
     edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    next_second()
+    env.next_second()
     env.run("poll")
     env.run("poll")
     assert [(m["to"], m["body"]) for m in env.twilio.messages] == [
@@ -110,7 +107,7 @@ def test_fifty_orders_stamped_in_one_second_across_pages_are_all_notified_once(e
     env.configure(rules=ONLY_PO_APPROVED, x3={"page_size": 20})
     env.run("poll")
     rows = _same_second_orders(env, 50)
-    next_second()
+    env.next_second()
     env.run("poll")
     env.run("poll")
     per_order = bodies_by_order(env)
@@ -123,7 +120,7 @@ def test_an_x3_500_on_page_3_keeps_the_watermark_and_the_next_poll_catches_up(en
     env.run("poll")
     before = env.watermarks()
     rows = _same_second_orders(env, 50)
-    next_second()
+    env.next_second()
     # page 1 and 2 pass, then page 3 fails on every retry
     env.x3.faults.add("500", match=env.query_match("PORDER", count=20), skip=2, times=0)
     result = env.run("poll", expect=69)
@@ -174,7 +171,7 @@ def test_an_unparseable_phone_is_skipped_and_a_magic_invalid_number_fails_perman
         by_supplier.setdefault(po["BPSNUM"], po)
     edit(env, "PORDER", by_supplier["FR009"]["POHNUM"], {"APPFLG": 3, "CLEFLG": 1})
     edit(env, "PORDER", by_supplier["US005"]["POHNUM"], {"APPFLG": 3, "CLEFLG": 1})
-    next_second()
+    env.next_second()
     result = env.run("poll", expect=1)
     assert "1 failed, 1 skipped" in result.stdout
     audit = {
@@ -251,26 +248,12 @@ def test_the_quiet_flag_prints_nothing_on_success(env):
     assert result.stdout == "" and result.stderr == ""
 
 
-def test_demo_exits_0(tmp_path):
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-m", "x3twilio", "demo", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Twilio accepted" in result.stdout
-
-
 def test_twilio_down_exits_69_and_keeps_the_notification_queued(env):
     env.configure(rules=ONLY_PO_APPROVED)
     env.run("poll")
     po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
     edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    next_second()
+    env.next_second()
     env.twilio.faults.add("500", match="Messages.json", times=0)
     env.run("poll", expect=69)
     env.twilio.faults.clear()

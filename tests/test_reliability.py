@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.test_poll import ONLY_PO_APPROVED, edit, next_second
+from tests.test_poll import ONLY_PO_APPROVED, edit
 
 MESSAGES = "POST /2010-04-01/Accounts/"
 
@@ -16,7 +16,7 @@ def approve_one_fr001_order(env) -> str:
     env.run("poll")
     po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
     edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    next_second()
+    env.next_second()
     return po["POHNUM"]
 
 
@@ -72,7 +72,7 @@ def test_replay_sends_a_fixed_number_and_never_resends_what_twilio_has(env):
     env.run("poll")
     po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "US005")
     edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3, "CLEFLG": 1})
-    next_second()
+    env.next_second()
     env.run("poll", expect=1)  # +1 500-555-0001: 21211, permanent
     assert env.twilio.messages == []
     (failed,) = [r for r in env.audit() if r["event"] == "notification.failed"]

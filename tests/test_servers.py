@@ -36,10 +36,19 @@ def wait_until_up(url: str, process: subprocess.Popen) -> None:
 
 
 SERVERS = {
-    "gunicorn": lambda port: [str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
-                              "x3twilio.wsgi:application"],
-    "waitress": lambda port: [str(BIN / "waitress-serve"), f"--listen=127.0.0.1:{port}",
-                              "x3twilio.wsgi:application"],
+    "gunicorn": lambda port: [
+        str(BIN / "gunicorn"),
+        "-w",
+        "2",
+        "-b",
+        f"127.0.0.1:{port}",
+        "x3twilio.wsgi:application",
+    ],
+    "waitress": lambda port: [
+        str(BIN / "waitress-serve"),
+        f"--listen=127.0.0.1:{port}",
+        "x3twilio.wsgi:application",
+    ],
 }
 
 
@@ -49,7 +58,9 @@ def test_the_shim_runs_under_production_servers(env, server):
     env.public_url = "https://x3twilio.example.com"  # TLS ends at the proxy
     env.configure()
     process = subprocess.Popen(
-        SERVERS[server](port), stderr=subprocess.PIPE, text=True,
+        SERVERS[server](port),
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "X3TWILIO_CONFIG": str(env.config_path)},
     )
     try:
@@ -57,11 +68,19 @@ def test_the_shim_runs_under_production_servers(env, server):
         params = {"MessageSid": "SM" + "2" * 32, "From": "+33612345678", "Body": "PO1 ok?"}
         query = "/twilio/sms?tag=a%20b"
         signature = compute_signature(env.public_url + query, params, env.twilio.auth_token)
-        answer = requests.post(f"http://127.0.0.1:{port}{query}", data=params, timeout=5,
-                               headers={"X-Twilio-Signature": signature})
+        answer = requests.post(
+            f"http://127.0.0.1:{port}{query}",
+            data=params,
+            timeout=5,
+            headers={"X-Twilio-Signature": signature},
+        )
         assert answer.status_code == 200, answer.text
-        forged = requests.post(f"http://127.0.0.1:{port}{query}", data=params, timeout=5,
-                               headers={"X-Twilio-Signature": "AAAA"})
+        forged = requests.post(
+            f"http://127.0.0.1:{port}{query}",
+            data=params,
+            timeout=5,
+            headers={"X-Twilio-Signature": "AAAA"},
+        )
         assert forged.status_code == 403
     finally:
         process.terminate()
