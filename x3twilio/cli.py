@@ -6,6 +6,7 @@ Imports of anything heavy happen inside commands: cron starts this every minute.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import traceback
 from collections.abc import Sequence
@@ -128,6 +129,8 @@ def _iso_time(text: str | None, option: str = "--since") -> datetime | None:
         return None
     from x3twilio.sources import parse_stamp
 
+    if "T" not in text:
+        text += "T00:00:00"  # a date alone: from midnight UTC
     try:
         return parse_stamp(text if text[-1:] in "Zz" or "+" in text else text + "Z")
     except ValueError:
@@ -406,17 +409,79 @@ def explain(app: App, source: str, key: str) -> None:
         click.echo(line)
 
 
-def _not_yet(name: str, issue: str) -> None:
-    @cli.command(
-        name,
-        context_settings={"ignore_unknown_options": True},
-        help=f"Not available yet ({issue}).",
-        add_help_option=True,
+@cli.command()
+@click.option("--since", metavar="ISO8601", help="Records at or after this UTC time.")
+@click.option("--until", metavar="ISO8601", help="Records before this UTC time.")
+@click.option("--rule", help="Only this rule.")
+@click.option("--source", help="Only this source.")
+@click.option("--record", metavar="KEY", help="One X3 record's whole story.")
+@click.option("--to", "--from", "phone", metavar="PHONE", help="Sent to or received from.")
+@click.option("--status", help="e.g. failed, sent, delivered, logged.")
+@click.option("--event", help="e.g. notification.failed, failed, inbound.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--limit", type=int, help="At most this many records.")
+@click.option("--summary", is_flag=True, help="Counts by rule and status, delivery rate.")
+@click.pass_obj
+def audit(
+    app: App,
+    since: str | None,
+    until: str | None,
+    rule: str | None,
+    source: str | None,
+    record: str | None,
+    phone: str | None,
+    status: str | None,
+    event: str | None,
+    fmt: str,
+    limit: int | None,
+    summary: bool,
+) -> None:
+    """Query the audit trail: table, JSON lines or CSV; a summary; one record's story.
+
+    \b
+    Example:
+      x3twilio audit --status failed --since 2026-11-01T00:00:00Z
+      x3twilio audit --record POFR0110113
+      x3twilio audit --summary
+    """
+    from x3twilio import auditquery as aq
+    from x3twilio.phones import to_e164
+
+    config = app.config()
+    state_dir = config.state_dir
+    filters = aq.Filters(
+        since=_iso_time(since, "--since"),
+        until=_iso_time(until, "--until"),
+        rule=rule,
+        source=source,
+        record=record,
+        phone=(to_e164(phone, config.region) or phone) if phone else None,
+        status=status,
+        event=event,
     )
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args: tuple[str, ...]) -> None:
-        raise click.UsageError(f"`{name}` is not available yet: it arrives with {issue}")
+    if summary:
+        totals = aq.summary(aq.query(state_dir, filters))
+        if fmt == "json":
+            click.echo(json.dumps(totals.as_dict()))
+        else:
+            aq.render_summary(totals, _console())
+    elif fmt == "json":
+        aq.render_json(aq.query_lines(state_dir, filters, limit), click.get_binary_stream("stdout"))
+    elif fmt == "csv":
+        aq.render_csv(aq.query(state_dir, filters, limit), sys.stdout)
+    elif record and not any((since, until, rule, source, phone, status, event)):
+        aq.render_story(aq.story(state_dir, record), _console(), record)
+    else:
+        aq.render_table(aq.query(state_dir, filters, limit), _console())
 
 
-for _name, _issue in (("audit", "the reliability work"),):
-    _not_yet(_name, _issue)
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
