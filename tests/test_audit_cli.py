@@ -33,4 +33,4 @@ def test_audit_filters_formats_summary_and_story(env):
 
     order = next(r["record"] for r in trail if r["event"] == "notification.sent")
     story = env.run("audit", "--record", order).stdout
-    assert f"{order}: 2 events" in story and "queued" in story and "sent" in story
+    assert f"{order}: 2 events" in story and "decided: send" in story and "SM" in story

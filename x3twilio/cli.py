@@ -484,4 +484,5 @@ def audit(
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    # piped or redirected: wide enough that sids and messages are not folded
+    return Console() if sys.stdout.isatty() else Console(width=200)
