@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+from tests.test_poll import HISTORY, ONLY_PO_APPROVED
 from x3twilio.simulators import serve
 
 
@@ -47,3 +49,12 @@ def test_a_poll_pings_start_and_exit_code_and_writes_metrics(env, tmp_path):
 def test_an_unreachable_heartbeat_never_fails_the_run(env):
     env.configure(monitoring={"heartbeat_url": "http://127.0.0.1:9/nothing"})
     env.run("-q", "poll")
+
+
+def test_json_logs_mirror_the_audit_on_stderr_with_numbers_masked(env):
+    env.configure(rules=ONLY_PO_APPROVED, monitoring={"json_logs": True})
+    lines = env.run("poll", "--since", HISTORY, expect=1).stderr.splitlines()
+    events = [json.loads(line)["event"] for line in lines]
+    assert events[0] == "run.started" and events[-1] == "run.finished"
+    assert "notification.sent" in events
+    assert "+33612345678" not in "\n".join(lines) and "+336…5678" in "\n".join(lines)

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,18 @@ MAX_BYTES = 64 << 20  # a month's file continues in YYYY-MM.1.jsonl, .2, … pas
 _KEEP_NULL = {"matched"}  # `matched: null` says "unknown sender" (the contract)
 _SEGMENT = re.compile(r"(\d{4}-\d{2})(?:\.(\d+))?\.jsonl")
 _TAIL_WINDOW = 1 << 20
+
+
+def log_line(record: dict[str, Any]) -> None:
+    """One JSON line on stderr per audit record, phone numbers masked (for journald, Loki)."""
+    from x3twilio.phones import mask
+
+    shown = {
+        k: mask(v) if k in ("to", "from") and isinstance(v, str) else v
+        for k, v in record.items()
+        if k != "body"
+    }
+    sys.stderr.write(json.dumps(shown, ensure_ascii=False, default=str) + "\n")
 
 
 def utc_now() -> datetime:
@@ -62,8 +75,10 @@ class AuditLog:
         run_id: str,
         clock: Callable[[], datetime] = utc_now,
         max_bytes: int = MAX_BYTES,
+        mirror: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.dir = state_dir / AUDIT_DIR
+        self.mirror = mirror  # also told every record (JSON log lines on stderr)
         self.run_id = run_id
         self.clock = clock
         self.max_bytes = max_bytes
@@ -76,6 +91,8 @@ class AuditLog:
         record = {"v": SCHEMA_VERSION, "ts": iso_ms(now), "event": event, "run_id": self.run_id}
         record.update((k, v) for k, v in fields.items() if v is not None or k in _KEEP_NULL)
         self._append(f"{now.astimezone(UTC):%Y-%m}", encode_record(record))
+        if self.mirror is not None:
+            self.mirror(record)
         return record
 
     def _append(self, month: str, data: bytes) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from x3twilio.audit import AuditLog, iso_ms, new_run_id, utc_now
+from x3twilio.audit import AuditLog, iso_ms, log_line, new_run_id, utc_now
 from x3twilio.config import Config
 from x3twilio.errors import ExitCode, RemoteError
 from x3twilio.notes import Note, NoteWriter
@@ -28,12 +28,34 @@ STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE
 START_WORDS = {"START", "UNSTOP", "YES"}
 # Delivery statuses only move forward; callbacks arrive out of order (TWILIO.md §7.5).
 # Calls (voice notifications) report on the same route: queued → ringing → in-progress → …
-RANK = {"accepted": 0, "scheduled": 0, "queued": 0, "initiated": 0,
-        "sending": 1, "ringing": 1, "sent": 2, "in-progress": 2,
-        "delivered": 3, "undelivered": 3, "failed": 3, "canceled": 3,
-        "completed": 3, "busy": 3, "no-answer": 3, "read": 4}
-TERMINAL = {"delivered", "undelivered", "failed", "canceled", "read",
-            "completed", "busy", "no-answer"}
+RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 0,
+    "initiated": 0,
+    "sending": 1,
+    "ringing": 1,
+    "sent": 2,
+    "in-progress": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "canceled": 3,
+    "completed": 3,
+    "busy": 3,
+    "no-answer": 3,
+    "read": 4,
+}
+TERMINAL = {
+    "delivered",
+    "undelivered",
+    "failed",
+    "canceled",
+    "read",
+    "completed",
+    "busy",
+    "no-answer",
+}
 
 
 @dataclass
@@ -72,7 +94,12 @@ class Ingester:
     def run(self) -> IngestReport:
         with run_lock(self.config.state_dir, name="ingest.lock"):
             self.outbox = Outbox(self.config.state_dir)
-            self.audit = AuditLog(self.config.state_dir, self.report.run_id, self.clock)
+            self.audit = AuditLog(
+                self.config.state_dir,
+                self.report.run_id,
+                self.clock,
+                mirror=log_line if self.config.monitoring.json_logs else None,
+            )
             self.audit.write("run.started", command="ingest")
             for item in self.spool.orphans() + self.spool.claim():
                 self._process(item)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from x3twilio.audit import AuditLog, iso_ms, new_run_id, utc_now
+from x3twilio.audit import AuditLog, iso_ms, log_line, new_run_id, utc_now
 from x3twilio.config import Config
 from x3twilio.errors import ExitCode, RemoteError, X3Error
 from x3twilio.outbox import Notification, Outbox, notification_id
@@ -86,7 +86,12 @@ class Poller:
     def _locked(self, command: str, body: Callable[[], None]) -> RunReport:
         with run_lock(self.config.state_dir):
             self.outbox = Outbox(self.config.state_dir)
-            self.audit = AuditLog(self.config.state_dir, self.report.run_id, self.clock)
+            self.audit = AuditLog(
+                self.config.state_dir,
+                self.report.run_id,
+                self.clock,
+                mirror=log_line if self.config.monitoring.json_logs else None,
+            )
             self.audit.write("run.started", command=command, sources=[s.name for s in self.sources])
             try:
                 body()
