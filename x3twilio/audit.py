@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from x3twilio.errors import StateError
-from x3twilio.state import ensure_dir
+from x3twilio.state import ensure_dir, fsync_dir
 
 SCHEMA_VERSION = 1
 AUDIT_DIR = "audit"
@@ -124,7 +124,7 @@ class AuditLog:
         if used == 0 or used + size <= self.max_bytes:
             return False
         os.close(os.open(following, os.O_WRONLY | os.O_CREAT, 0o600))
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return True
 
     def _open(self, month: str) -> int:
@@ -161,14 +161,6 @@ class AuditLog:
 
     def close(self) -> None:
         self._release()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _repair_torn_tail(fd: int) -> None:
