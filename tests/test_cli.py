@@ -106,3 +106,15 @@ def test_demo_runs_the_whole_loop(tmp_path, api):
     assert "FR001 BPSREM: " in out and "SMS from +33612345678 re POFR" in out
     assert "GB001 BPSREM: " in out and "Voicemail from +447911123456" in out
     assert "notification.status" in out and "inbound.logged 2" in out
+
+
+@pytest.mark.parametrize("env", ["graphql"], indirect=True)
+def test_check_online_over_graphql_discovers_the_packages(env):
+    online = env.run("check").stdout
+    assert "✓\tX3 GraphQL packages\t" in online and "x3Purchasing" in online
+    assert "✓\tX3 purchase_orders\t" in online
+
+
+@pytest.mark.parametrize("env", ["graphql"], indirect=True)
+def test_x3_login_needs_oauth2(env):
+    assert "oauth2" in env.run("x3", "login", expect=69).stderr

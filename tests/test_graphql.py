@@ -437,17 +437,6 @@ def test_the_pasted_answer_may_be_the_code_or_the_redirect_url():
         code_from("", "s")
 
 
-def test_the_demo_runs_through_graphql(tmp_path):
-    from x3twilio.demo import run_demo
-
-    lines: list[str] = []
-    run_demo(tmp_path, lines.append, api="graphql")
-    text = "\n".join(lines)
-    assert "Simulated X3 (GraphQL)" in text and "Twilio accepted" in text
-    config = yaml.safe_load((tmp_path / "x3twilio.yaml").read_text())
-    assert config["x3"]["api"] == "graphql"
-
-
 # -- configuration ------------------------------------------------------------------------------
 
 

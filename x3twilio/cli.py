@@ -315,6 +315,30 @@ def serve(app: App, host: str, port: int) -> None:
 
 
 @cli.group()
+def x3() -> None:
+    """Sage X3 set-up."""
+
+
+@x3.command()
+@click.pass_obj
+def login(app: App) -> None:
+    """Sign in to X3 Cloud once (OAuth2); later runs refresh the token on their own.
+
+    \b
+    Example:
+      x3twilio --config x3twilio.yaml x3 login
+    """
+    from x3twilio.x3.auth import oauth2_login
+
+    def prompt(url: str) -> str:
+        click.echo(f"Open this address, sign in, and paste the address it sends you to:\n{url}")
+        return str(click.prompt("Returned address or code"))
+
+    path = oauth2_login(app.config().x3, prompt)
+    app.say(f"signed in; the refresh token is kept in {path}")
+
+
+@cli.group()
 def twilio() -> None:
     """Twilio account set-up."""
 

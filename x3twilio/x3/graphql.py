@@ -302,6 +302,8 @@ class Prop:
 
     def to_graphql(self, value: Any) -> Any:
         """api1's value (or a filter literal) -> GraphQL's."""
+        if value is None:
+            return None
         if self.kind == "bool":
             return value if isinstance(value, bool) else int(value) == 2
         if self.kind == "enum":
