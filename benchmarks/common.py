@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,12 @@ CONFIG_KEYS = ("x3", "twilio", "public_url", "state_dir", "defaults", "retry")
 
 
 # ---------------------------------------------------------------- results
+
+
+def say(text: str) -> None:
+    """Print a line now (a benchmark runs for minutes: show progress as it comes)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 @dataclass
@@ -100,7 +106,7 @@ class Context:
         return path
 
     def log(self, text: str) -> None:
-        print(f"  [{self.current}] {text}", flush=True)
+        say(f"  [{self.current}] {text}")
 
     def note(self, text: str) -> None:
         """A line for the report: evidence beside the figures (profiles, counts)."""
@@ -299,7 +305,8 @@ class Proc:
     returncode: int
     wall: float  # seconds, start to exit
     cpu: float  # user + system seconds of the process (and its waited-for children)
-    maxrss_mb: float  # peak resident set size of that process
+    maxrss_mb: float  # peak resident set size of that process: VmHWM, polled
+    rusage_maxrss_mb: float  # what wait4 says: includes this (parent) process's RSS, see below
     stdout: Path
     stderr: Path
 
@@ -324,8 +331,11 @@ def run_measured(
 ) -> Proc:
     """Run a process, stdout and stderr to files; wall time, CPU and peak RSS of it alone.
 
-    os.wait4 gives this child's own rusage (RUSAGE_CHILDREN would be the maximum over
-    every child this benchmark process ever waited for).
+    Peak RSS is the VmHWM of /proc/PID/status, polled until the process exits: the
+    high-water mark of the address space it exec'ed into. ru_maxrss (from wait4, or
+    RUSAGE_CHILDREN) is no good here: Linux folds the RSS of the address space a process
+    leaves at exec into it, and a child of this process leaves a copy of this process,
+    which holds a simulated X3 of up to 100,000 records.
     """
     stdout, stderr = workdir / f"{name}.out", workdir / f"{name}.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
@@ -333,10 +343,12 @@ def run_measured(
         process = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=workdir)
         timer = threading.Timer(timeout, _kill, (process,))
         timer.start()
+        peak = _HighWater(process.pid)
         try:
             _, status, usage = os.wait4(process.pid, 0)
         finally:
             timer.cancel()
+            peak.stop()
         wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     proc = Proc(
@@ -344,6 +356,7 @@ def run_measured(
         process.returncode,
         wall,
         usage.ru_utime + usage.ru_stime,
+        peak.mb,
         usage.ru_maxrss / 1024,  # KiB on Linux
         stdout,
         stderr,
@@ -352,6 +365,36 @@ def run_measured(
         tail = proc.err()[-2000:]
         raise CliFailed(f"{' '.join(args[-4:])} exited {proc.returncode}:\n{tail}")
     return proc
+
+
+class _HighWater(threading.Thread):
+    """Polls VmHWM (peak RSS, kB) of a process every 5 ms until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.path = Path(f"/proc/{pid}/status")
+        self.kb = 0
+        self._done = threading.Event()
+        self.start()
+
+    @property
+    def mb(self) -> float:
+        return self.kb / 1024
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            try:
+                text = self.path.read_text()
+            except OSError:
+                return  # reaped
+            for line in text.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.kb = max(self.kb, int(line.split()[1]))
+            self._done.wait(0.005)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -417,7 +460,3 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
     return ordered[index]
-
-
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,18 +1,21 @@
 """Idle cron run: `x3twilio -q poll` with nothing changed, five sources in use, no latency.
 
 Targets, both against baselines measured in the same run, interleaved with it:
-- median wall of the poll ≤ 2.0 × median of `python -c "import requests, yaml, click, rich"`;
-- median wall of `x3twilio --help` ≤ 1.5 × median of `python -c pass` + 100 ms.
+- median wall of the poll ≤ 2.0 x median of `python -c "import requests, yaml, click, rich"`;
+- median wall of `x3twilio --help` ≤ 1.5 x median of `python -c pass` + 100 ms.
 Also reported: what `-X importtime` blames for the start-up of `--help` and of the poll.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
 from pathlib import Path
 
 from benchmarks.common import (
     Check,
+    CliFailed,
     Context,
     Proc,
     cli_args,
@@ -96,25 +99,20 @@ def run(ctx: Context) -> list[Check]:
             for line in profile_summary(profile):
                 ctx.note(line)
         importtime_poll = _importtime([py, "-X", "importtime", *poll[1:]], env, workdir, "poll")
+        syncs = _fsyncs(poll, env, workdir)
     importtime_help = _importtime(
         [py, "-X", "importtime", "-m", "x3twilio", "--help"], env, workdir, "help"
     )
     m = {name: median(values) for name, values in walls.items()}
+    ms = {name: f"{value * 1000:.0f} ms" for name, value in m.items()}
+    said = (last["poll"].out() + last["poll"].err())[:200]
     ctx.note(
-        "medians over %d interleaved runs: poll %.0f ms, imports %.0f ms, --help %.0f ms, "
-        "pass %.0f ms; poll CPU %.0f ms; per poll %.0f X3 requests, %.0f ms inside the X3 "
-        "simulator; %d messages sent (expected 0); poll stdout+stderr %r"
-        % (
-            runs,
-            *(m[k] * 1000 for k in ("poll", "imports", "help", "pass")),
-            last["poll"].cpu * 1000,
-            x3_requests,
-            x3_busy * 1000,
-            sent,
-            (last["poll"].out() + last["poll"].err())[:200],
-        )
+        f"medians over {runs} interleaved runs: poll {ms['poll']}, imports {ms['imports']}, "
+        f"--help {ms['help']}, pass {ms['pass']}; poll CPU {last['poll'].cpu * 1000:.0f} ms; "
+        f"per poll {x3_requests:.0f} X3 requests, {x3_busy * 1000:.0f} ms inside the X3 "
+        f"simulator; {sent} messages sent (expected 0); poll stdout+stderr {said!r}"
     )
-    for line in importtime_help + importtime_poll:
+    for line in importtime_help + importtime_poll + syncs:
         ctx.note(line)
     return [
         Check(
@@ -124,7 +122,7 @@ def run(ctx: Context) -> list[Check]:
             2.0 * m["imports"],
             "<=",
             "s",
-            f"2.0 × `python -c \"{IMPORTS}\"` = 2.0 × {m['imports'] * 1000:.0f} ms",
+            f'2.0 × `python -c "{IMPORTS}"` = 2.0 × {m["imports"] * 1000:.0f} ms',
         ),
         Check(
             NAME,
@@ -152,8 +150,7 @@ def _importtime(args: list[str], env: dict[str, str], workdir: Path, label: str)
     total = sum(e[1] for e in top)
     lines = [
         f"importtime {label}: {len(entries)} modules, {total / 1000:.0f} ms in imports; "
-        "top-level by cumulative: "
-        + ", ".join(f"{e[3]} {e[1] / 1000:.0f} ms" for e in top[:8])
+        "top-level by cumulative: " + ", ".join(f"{e[3]} {e[1] / 1000:.0f} ms" for e in top[:8])
     ]
     heavy = sorted(entries, key=lambda e: -e[0])[:8]
     lines.append(
@@ -166,3 +163,21 @@ def _importtime(args: list[str], env: dict[str, str], workdir: Path, label: str)
         + ", ".join(f"{e[3]} {e[1] / 1000:.0f} ms" for e in mine[:8])
     )
     return lines
+
+
+def _fsyncs(poll: list[str], env: dict[str, str], workdir: Path) -> list[str]:
+    """How many fsync/fdatasync calls one idle poll makes, and the wall time spent in them."""
+    strace = shutil.which("strace")
+    if not strace:
+        return ["strace not installed: fsync count of the idle poll not measured"]
+    log = workdir / "strace.log"
+    args = [strace, "-f", "-qq", "-T", "-e", "trace=fsync,fdatasync", "-o", str(log), *poll]
+    try:
+        run_measured(args, env, workdir, "strace")
+    except CliFailed as exc:  # e.g. ptrace not permitted in this container
+        return [f"strace failed: {str(exc)[:200]}"]
+    times = [float(t) for t in re.findall(r"<([0-9.]+)>", log.read_text())]
+    return [
+        f"one idle poll under strace: {len(times)} fsync/fdatasync calls, "
+        f"{sum(times) * 1000:.0f} ms in them (longest {max(times, default=0) * 1000:.0f} ms)"
+    ]

@@ -36,9 +36,7 @@ def run(ctx: Context) -> list[Check]:
     env = ctx.env()
     with simulators() as sims:
         stamp, since = add_purchase_orders(sims.x3sim, count)
-        config = write_bench_config(
-            workdir, sims, [PO_RULE, NO_MATCH_RULE], x3={"page_size": 200}
-        )
+        config = write_bench_config(workdir, sims, [PO_RULE, NO_MATCH_RULE], x3={"page_size": 200})
         # the same command over an empty window first: start-up paths warm, nothing decided
         run_measured(cli_args(ctx, config, "poll", "--dry-run"), env, workdir, "warm")
         before = len(sims.x3_log.hits)

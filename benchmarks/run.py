@@ -30,7 +30,7 @@ for path in (str(REPO), str(REPO / "benchmarks")):
     if path not in sys.path:  # importable as benchmarks.X and as X
         sys.path.insert(0, path)
 
-from benchmarks.common import Check, Context, load_average  # noqa: E402
+from benchmarks.common import Check, Context, load_average, say  # noqa: E402
 
 # In the order of the targets; audit_query (target 5) is optional until it lands.
 BENCHMARKS = ("throughput", "idle", "per_record", "memory", "audit_query", "webhooks")
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = options.only or list(BENCHMARKS)
     unknown = [name for name in wanted if name not in BENCHMARKS]
     if unknown:
-        print(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}")
+        say(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}")
         return 2
     ctx = Context(
         quick=options.quick,
@@ -51,29 +51,29 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=options.rate_limit,
         keep=options.keep,
     )
-    print(_machine(ctx), flush=True)
-    print(f"bytecode cache warmed in {ctx.warm():.1f}s ({ctx.root / 'pycache'})", flush=True)
+    say(_machine(ctx))
+    say(f"bytecode cache warmed in {ctx.warm():.1f}s ({ctx.root / 'pycache'})")
     checks: list[Check] = []
     crashed: list[str] = []
     for name in wanted:
         module = _load(name)
         if module is None:
-            print(f"\n== {name}: not present (benchmarks/{name}.py), skipped", flush=True)
+            say(f"\n== {name}: not present (benchmarks/{name}.py), skipped")
             continue
         ctx.current = name
-        print(f"\n== {name} (load average {load_average()})", flush=True)
+        say(f"\n== {name} (load average {load_average()})")
         started = time.perf_counter()
         try:
             found = _as_checks(name, module.run(ctx))
         except Exception:
             crashed.append(name)
-            print(f"  [{name}] CRASHED:\n{traceback.format_exc()}", flush=True)
+            say(f"  [{name}] CRASHED:\n{traceback.format_exc()}")
             continue
-        print(f"  [{name}] done in {time.perf_counter() - started:.0f}s", flush=True)
+        say(f"  [{name}] done in {time.perf_counter() - started:.0f}s")
         for check in found:
-            print("  " + _line(check), flush=True)
+            say("  " + _line(check))
         checks += found
-    print("\n" + _table(checks, crashed))
+    say("\n" + _table(checks, crashed))
     if options.json:
         report = {
             "machine": _machine(ctx),
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ctx.keep:
         shutil.rmtree(ctx.root, ignore_errors=True)
     else:
-        print(f"scratch kept in {ctx.root}")
+        say(f"scratch kept in {ctx.root}")
     return 1 if crashed else 0
 
 
@@ -156,10 +156,7 @@ def _cores() -> int:
 def _fmt(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
-    if abs(value) >= 100 or value == int(value):
-        text = f"{value:,.0f}"
-    else:
-        text = f"{value:.2f}"
+    text = f"{value:,.0f}" if abs(value) >= 100 or value == int(value) else f"{value:.2f}"
     return f"{text} {unit}".strip()
 
 
@@ -177,8 +174,14 @@ def _table(checks: list[Check], crashed: list[str]) -> str:
     for c in checks:
         target = f"{c.op} {_fmt(c.target, c.unit)}"
         rows.append(
-            (c.benchmark, c.name, _fmt(c.value, c.unit), target, f"{c.ratio:.2f}",
-             "ok" if c.ok else "MISS")
+            (
+                c.benchmark,
+                c.name,
+                _fmt(c.value, c.unit),
+                target,
+                f"{c.ratio:.2f}",
+                "ok" if c.ok else "MISS",
+            )
         )
     rows += [(name, "CRASHED", "", "", "", "") for name in crashed]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

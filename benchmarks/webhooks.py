@@ -118,16 +118,42 @@ def run(ctx: Context) -> list[Check]:
         if variant.tmpfs:
             continue  # the same code without disk waits: says what the disk costs
         checks += [
-            Check(NAME, f"signed requests/s, {variant.command}", middle.rate, 1000, ">=",
-                  "req/s", f"median of {len(trials)}, {tool}, {CONNECTIONS} connections"),
-            Check(NAME, f"p99 latency, {variant.command}", middle.load.p99_ms, 50, "<=", "ms",
-                  f"that trial, {tool}"),
-            Check(NAME, f"payloads lost or spooled twice, {variant.command}",
-                  sum(t.wrong for t in trials), 0, "<=", "",
-                  "files in inbox/new against distinct payloads answered, all trials"),
-            Check(NAME, f"non-2xx answers, {variant.command}",
-                  sum(t.load.non_2xx + t.load.socket_errors for t in trials), 0, "<=", "",
-                  "all trials; 403 would mean a signature mismatch"),
+            Check(
+                NAME,
+                f"signed requests/s, {variant.command}",
+                middle.rate,
+                1000,
+                ">=",
+                "req/s",
+                f"median of {len(trials)}, {tool}, {CONNECTIONS} connections",
+            ),
+            Check(
+                NAME,
+                f"p99 latency, {variant.command}",
+                middle.load.p99_ms,
+                50,
+                "<=",
+                "ms",
+                f"that trial, {tool}",
+            ),
+            Check(
+                NAME,
+                f"payloads lost or spooled twice, {variant.command}",
+                sum(t.wrong for t in trials),
+                0,
+                "<=",
+                "",
+                "files in inbox/new against distinct payloads answered, all trials",
+            ),
+            Check(
+                NAME,
+                f"non-2xx answers, {variant.command}",
+                sum(t.load.non_2xx + t.load.socket_errors for t in trials),
+                0,
+                "<=",
+                "",
+                "all trials; 403 would mean a signature mismatch",
+            ),
         ]
     return checks
 
@@ -196,9 +222,13 @@ def _shim_profile(config: Path, requests: list[bytes], workdir: Path, label: str
         headers = dict(line.split(": ", 1) for line in lines)
         path, _, query = target.partition("?")
         environ = {
-            "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": query,
-            "RAW_URI": target, "CONTENT_TYPE": headers["Content-Type"],
-            "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "RAW_URI": target,
+            "CONTENT_TYPE": headers["Content-Type"],
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
             "wsgi.errors": io.StringIO(),
             "HTTP_X_TWILIO_SIGNATURE": headers["X-Twilio-Signature"],
             "HTTP_I_TWILIO_IDEMPOTENCY_TOKEN": headers["I-Twilio-Idempotency-Token"],
@@ -241,7 +271,9 @@ def _distinct(n: int) -> int:
     return n - n // REPEAT_EVERY
 
 
-def _signed_requests(count: int, public_url: str, token: str, account: str, port: int) -> list[bytes]:
+def _signed_requests(
+    count: int, public_url: str, token: str, account: str, port: int
+) -> list[bytes]:
     """Raw HTTP/1.1 requests of signed status callbacks, distinct but for the repeats."""
     out: list[bytes] = []
     for i in range(count):
@@ -284,12 +316,25 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _gunicorn(ctx: Context, config: Path, port: int, workdir: Path, extra: list[str]):  # type: ignore[no-untyped-def]
     args = [
-        sys.executable, "-m", "gunicorn", "-w", str(WORKERS), *extra,
-        "-b", f"127.0.0.1:{port}", "x3twilio.wsgi:application",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        str(WORKERS),
+        *extra,
+        "-b",
+        f"127.0.0.1:{port}",
+        "x3twilio.wsgi:application",
     ]
-    if "--no-control-socket" in subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--help"], capture_output=True, text=True, check=False
-    ).stdout:
+    if (
+        "--no-control-socket"
+        in subprocess.run(
+            [sys.executable, "-m", "gunicorn", "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    ):
         args.append("--no-control-socket")  # gunicorn ≥ 25 otherwise listens in ~/.gunicorn
     log = (workdir / "gunicorn.log").open("wb")
     server = subprocess.Popen(
@@ -337,8 +382,11 @@ def _find_wrk(ctx: Context) -> str | None:
     apt = shutil.which("apt-get")
     if apt and os.geteuid() == 0:
         ctx.note("wrk not found: installing the Debian package (apt-get install -y wrk)")
-        for command in ([apt, "install", "-y", "-q", "wrk"], [apt, "update", "-q"],
-                        [apt, "install", "-y", "-q", "wrk"]):
+        for command in (
+            [apt, "install", "-y", "-q", "wrk"],
+            [apt, "update", "-q"],
+            [apt, "install", "-y", "-q", "wrk"],
+        ):
             done = subprocess.run(command, capture_output=True, check=False)
             if done.returncode == 0 and shutil.which("wrk"):
                 return shutil.which("wrk")
@@ -381,8 +429,20 @@ def _run_wrk(wrk: str, requests: list[bytes], port: int, seconds: int, workdir: 
     script = workdir / "signed.lua"
     script.write_text(WRK_SCRIPT, "utf-8")
     args = [
-        wrk, "-t", "1", "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--timeout", "5s",
-        "-s", str(script), f"http://127.0.0.1:{port}/", "--", str(data),
+        wrk,
+        "-t",
+        "1",
+        "-c",
+        str(CONNECTIONS),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}/",
+        "--",
+        str(data),
     ]
     try:
         done = subprocess.run(
@@ -414,7 +474,7 @@ def _run_wrk(wrk: str, requests: list[bytes], port: int, seconds: int, workdir: 
 
 
 def _run_python(requests: list[bytes], port: int, seconds: int) -> Load:
-    """Closed loop over raw sockets: processes × threads, one request per connection."""
+    """Closed loop over raw sockets: processes x threads, one request per connection."""
     processes = 2
     per = CONNECTIONS // processes
     with multiprocessing.get_context("fork").Pool(processes) as pool:
