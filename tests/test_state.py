@@ -64,7 +64,7 @@ def test_outbox_stores_a_key_once_and_survives_reopening(tmp_path):
     assert outbox.add([("purchase_orders", "PO1", "s1")], [note()], "t1") == []
     outbox.close()
     reopened = Outbox(tmp_path)
-    assert reopened.exists("n-1")
+    assert reopened.known(["n-1", "n-2"]) == {"n-1"}
     assert reopened.is_seen("purchase_orders", "PO1", "s1")
     assert [n.id for n in reopened.due("t9")] == ["n-1"]
     assert stat.S_IMODE(os.stat(tmp_path / "outbox.sqlite3").st_mode) == 0o600
@@ -84,7 +84,7 @@ def test_outbox_in_flight_marker_survives_until_a_definite_outcome(tmp_path):
 
 def test_readonly_outbox_never_creates_files(tmp_path):
     outbox = Outbox(tmp_path / "none", readonly=True)
-    assert not outbox.exists("n-1")
+    assert outbox.known(["n-1"]) == set()
     assert not (tmp_path / "none").exists()
 
 

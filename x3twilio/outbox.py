@@ -145,9 +145,15 @@ class Outbox:
         ).fetchone()
         return row is not None
 
-    def exists(self, notification_id: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM notifications WHERE id=?", (notification_id,))
-        return row.fetchone() is not None
+    def known(self, ids: list[str]) -> set[str]:
+        """Which of `ids` the outbox holds (one query for a page of decisions)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT id FROM notifications WHERE id IN ({marks})", chunk)
+            found.update(row[0] for row in rows)
+        return found
 
     def add(
         self, seen: Iterable[tuple[str, str, str]], notes: Iterable[Notification], now: str

@@ -18,7 +18,7 @@ from x3twilio.rules import Recipient, Rule, fits
 from x3twilio.segments import segment_info
 from x3twilio.senders import make_senders
 from x3twilio.sending import MAX_BODY, Dispatcher, audit_fields
-from x3twilio.sources import Record, Source, decode, parse_stamp, stamp_literal
+from x3twilio.sources import Record, Source, decode, fields_for, parse_stamp, stamp_literal
 from x3twilio.state import Watermarks, run_lock
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import Page, make_client
@@ -65,6 +65,12 @@ class Poller:
         self.report = RunReport(new_run_id(clock()))
         self._x3_now: datetime | None = None
         self._replay_of: str | None = None  # set while replaying: audit says what was retried
+        reads: dict[str, set[str]] = {}  # per source: the fields its rules read
+        for rule in config.rules:
+            reads.setdefault(rule.source, set()).update(rule.names())
+        self._fields = {
+            name: fields_for(config.sources[name], used) for name, used in reads.items()
+        }
 
     def run(self) -> RunReport:
         if self.dry_run:
@@ -189,7 +195,7 @@ class Poller:
             records = []
             for raw in page.resources:
                 try:
-                    records.append(decode(source, raw))
+                    records.append(decode(source, raw, self._fields[source.name]))
                 except ValueError as exc:
                     raise X3Error(
                         f"{source.x3_class} sent a record this tool cannot read: {exc}"
@@ -261,7 +267,8 @@ class Poller:
         self, seen: list[tuple[str, str, str]], notes: list[Notification], report_dupes: bool
     ) -> None:
         if self.dry_run:
-            new = [n for n in notes if not self.outbox.exists(n.id)]
+            known = self.outbox.known([n.id for n in notes])
+            new = [n for n in notes if n.id not in known]
             self.report.decided.extend(new)
             self.report.counts["decided"] += len(new)
             return

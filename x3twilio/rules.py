@@ -88,6 +88,15 @@ class Rule:
     quiet_hours: QuietHours | bool = True  # True: the sending section's window
     max_delay: float | None = None  # seconds; also Twilio's ValidityPeriod
 
+    def names(self) -> set[str]:
+        """Every field this rule reads: conditions, due date, once_per, templates."""
+        used = {c.name for c in self.conditions} | set(self.once_per) | self.template.names
+        if self.due:
+            used.add(self.due.field)
+        if self.subject:
+            used |= self.subject.names
+        return used
+
     def matches(self, record: Record, today: date) -> bool:
         if self.due and not self.due.holds(record, today):
             return False

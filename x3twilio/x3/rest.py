@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,8 +25,13 @@ class RestClient:
         self.config, self.session, self.retrier = config, session, retrier
         self.base = f"{config.url}/api1/x3/erp/{quote(config.folder)}"
 
-    def query(self, source: Source, where: str | None, count: int | None = None) -> Iterator[Page]:
-        """Every page of a $query, following $links.$next.$url verbatim."""
+    def query(
+        self, source: Source, where: str | None, count: int | None = None, prefetch: bool = True
+    ) -> Iterator[Page]:
+        """Every page of a $query, following $links.$next.$url verbatim.
+
+        With `prefetch`, the next page is read while the caller works on this one.
+        """
         order = ",".join(source.key)
         url = (
             f"{self.base}/{source.x3_class}?representation={source.representation}.$query"
@@ -33,16 +39,25 @@ class RestClient:
         )
         if where:
             url += f"&where={quote(where)}"
-        visited: set[str] = set()
-        next_url: str | None = url
-        while next_url:
-            url = next_url
-            visited.add(url)
-            body, server_time = self.retrier.call(self._get, url)
-            yield Page(_resources(body, url), server_time)
-            next_url = _next_url(body)
-            if next_url in visited:
-                raise X3Error(f"paging loops: $links.$next repeats {next_url}")
+        visited = {url}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="x3-page") as pool:
+            fetch: Future[tuple[dict[str, Any], datetime | None]] | None = pool.submit(
+                self.retrier.call, self._get, url
+            )
+            while fetch is not None:
+                body, server_time = fetch.result()
+                page, next_url = Page(_resources(body, url), server_time), _next_url(body)
+                if next_url in visited:
+                    raise X3Error(f"paging loops: $links.$next repeats {next_url}")
+                fetch = None
+                if next_url:
+                    url = next_url
+                    visited.add(url)
+                    if prefetch:
+                        fetch = pool.submit(self.retrier.call, self._get, url)
+                yield page
+                if next_url and fetch is None:
+                    fetch = pool.submit(self.retrier.call, self._get, url)
 
     def changes(self, source: Source, lo: datetime, hi: datetime) -> Iterator[Page]:
         """Records stamped in [lo, hi), and-ed with the source's own filter."""
@@ -65,12 +80,12 @@ class RestClient:
         """The first record whose `field` equals `value`, if any."""
         listing = Source(x3_class, x3_class, x3_class, (field,), {})
         quoted = value.replace("'", "''")
-        page = next(self.query(listing, f"({field} eq '{quoted}')", count=1))
+        page = next(self.query(listing, f"({field} eq '{quoted}')", count=1, prefetch=False))
         return page.resources[0] if page.resources else None
 
     def server_time(self, source: Source) -> datetime:
         """X3's clock (from a one-row query), which bounds this run's change window."""
-        page = next(self.query(source, None, count=1))
+        page = next(self.query(source, None, count=1, prefetch=False))
         if page.server_time is None:
             raise X3Error(f"{self.config.url} sends no Date header; cannot read X3's clock")
         return page.server_time
