@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -249,3 +250,26 @@ def test_replies_can_be_logged_as_records_of_a_custom_class(env, shim):
     env.run("ingest")
     (log,) = env.x3.records("YSMSLOG")
     assert (log["BPNUM"], log["DOCNUM"], log["TEXT"]) == ("FR001", "PO123", "PO123 reçu")
+
+
+def test_a_payload_written_but_never_published_is_recovered_by_ingest(env, shim):
+    import os
+
+    from x3twilio.spool import Spool
+
+    spool = Spool(env.state_dir)
+    tmp = spool._dir("tmp") / "123.1.abcd.json"  # as if the shim died before its rename
+    params = [["MessageSid", "SM" + "9" * 32], ["From", FR001_MOBILE], ["Body", "PO77 ok"]]
+    tmp.write_text(
+        json.dumps(
+            {
+                "route": "sms",
+                "received": "2026-11-27T00:00:00.000Z",
+                "url": f"{shim.url}/twilio/sms",
+                "params": params,
+            }
+        )
+    )
+    os.utime(tmp, (time.time() - 120, time.time() - 120))
+    env.run("ingest")
+    assert "re PO77: PO77 ok" in notes_of(env)

@@ -41,9 +41,14 @@ class Spooled:
 class Spool:
     def __init__(self, state_dir: Path) -> None:
         self.root = state_dir / INBOX
+        self._made: set[str] = set()  # folders known to exist: no mkdir per request
 
     def _dir(self, folder: str) -> Path:
-        return ensure_dir(self.root / folder)
+        path = self.root / folder
+        if folder not in self._made:
+            ensure_dir(path)
+            self._made.add(folder)
+        return path
 
     def write(self, payload: dict[str, Any], dedupe_key: str) -> bool:
         """Spool one payload unless `dedupe_key` was spooled before; True if written."""
@@ -72,6 +77,7 @@ class Spool:
 
     def claim(self) -> list[Spooled]:
         """Move every waiting payload to cur/ and return those this run won, oldest first."""
+        self._recover_written()
         new, cur = self._dir("new"), self._dir("cur")
         claimed = []
         for name in sorted(os.listdir(new)):
@@ -84,6 +90,17 @@ class Spool:
 
     def waiting(self) -> list[Spooled]:
         return [self._load(p) for p in sorted(self._dir("new").iterdir())]
+
+    def _recover_written(self, older_than: float = 60.0) -> None:
+        """A shim killed between fsync and rename leaves a whole payload in tmp/: publish it."""
+        tmp, new = self._dir("tmp"), self._dir("new")
+        for path in tmp.iterdir():
+            try:
+                if time.time() - path.stat().st_mtime > older_than:
+                    json.loads(path.read_bytes())  # whole, or it is left for a person
+                    os.replace(path, new / path.name)
+            except (OSError, ValueError):
+                continue
 
     def orphans(self) -> list[Spooled]:
         """Payloads left in cur/ by a run that died: they were never finished."""
