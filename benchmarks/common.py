@@ -460,3 +460,18 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
     return ordered[index]
+
+
+def debian_tool(ctx: Context, name: str) -> str | None:
+    """The path of a command, installing its Debian package (same name) when missing and root."""
+    found = shutil.which(name)
+    apt = shutil.which("apt-get")
+    if found or not apt or os.geteuid() != 0:
+        return found
+    ctx.note(f"{name} not found: installing the Debian package (apt-get install -y {name})")
+    for command in ([apt, "install", "-y", "-q", name], [apt, "update", "-q"],
+                    [apt, "install", "-y", "-q", name]):
+        done = subprocess.run(command, capture_output=True, check=False)
+        if done.returncode == 0 and shutil.which(name):
+            break
+    return shutil.which(name)

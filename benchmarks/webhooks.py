@@ -18,7 +18,6 @@ import contextlib
 import http.client
 import json
 import multiprocessing
-import os
 import re
 import shutil
 import signal
@@ -35,6 +34,7 @@ from benchmarks.common import (
     PO_RULE,
     Check,
     Context,
+    debian_tool,
     percentile,
     simulators,
     write_bench_config,
@@ -375,23 +375,10 @@ def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
 
 
 def _find_wrk(ctx: Context) -> str | None:
-    found = shutil.which("wrk")
-    if found:
-        ctx.note(f"load generator: wrk ({found})")
-        return found
-    apt = shutil.which("apt-get")
-    if apt and os.geteuid() == 0:
-        ctx.note("wrk not found: installing the Debian package (apt-get install -y wrk)")
-        for command in (
-            [apt, "install", "-y", "-q", "wrk"],
-            [apt, "update", "-q"],
-            [apt, "install", "-y", "-q", "wrk"],
-        ):
-            done = subprocess.run(command, capture_output=True, check=False)
-            if done.returncode == 0 and shutil.which("wrk"):
-                return shutil.which("wrk")
-    ctx.note("wrk unavailable: falling back to the Python load generator")
-    return None
+    found = debian_tool(ctx, "wrk")
+    ctx.note(f"load generator: wrk ({found})" if found
+             else "wrk unavailable: falling back to the Python load generator")
+    return found
 
 
 WRK_SCRIPT = r"""
