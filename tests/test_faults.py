@@ -5,7 +5,6 @@ misbehave. Whatever happens, every expected SMS reaches Twilio exactly once and 
 from __future__ import annotations
 
 import json
-import os
 import random
 import resource
 import signal
@@ -66,8 +65,9 @@ def unfinished(env: Env) -> int:
         return int(db.execute(query).fetchone()[0])
 
 
-def poll(env: Env, **popen: object) -> int:
-    process = subprocess.Popen(
+def start_poll(env: Env, **popen: object) -> subprocess.Popen[str]:
+    """`x3twilio -q poll --since …` as cron would start it (the operator reads history)."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -84,6 +84,10 @@ def poll(env: Env, **popen: object) -> int:
         text=True,
         **popen,
     )
+
+
+def poll(env: Env, **popen: object) -> int:
+    process = start_poll(env, **popen)
     _, err = process.communicate(timeout=120)
     assert "Traceback" not in err, err
     return process.returncode
@@ -110,21 +114,7 @@ def assert_exactly_once(env: Env) -> None:
 @pytest.mark.parametrize("seed", range(30))
 def test_sigkill_at_a_random_moment_loses_and_duplicates_nothing(trial, seed):
     delay = random.Random(seed).uniform(0.3, 1.5)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "x3twilio",
-            "--config",
-            str(trial.config_path),
-            "-q",
-            "poll",
-            "--since",
-            HISTORY,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_poll(trial)
     time.sleep(delay)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
@@ -202,26 +192,7 @@ def test_a_full_disk_is_a_clear_error_and_nothing_is_half_written(trial):
 
 
 def test_five_overlapping_polls(trial):
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "x3twilio",
-                "--config",
-                str(trial.config_path),
-                "-q",
-                "poll",
-                "--since",
-                HISTORY,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ},
-        )
-        for _ in range(5)
-    ]
+    processes = [start_poll(trial) for _ in range(5)]
     codes = sorted(p.wait(timeout=120) for p in processes)
     assert codes.count(75) >= 1 and all(c in (0, 1, 75) for c in codes)
     run_until_done(trial)
