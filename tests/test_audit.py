@@ -601,3 +601,17 @@ def test_worker_processes_report_corruption_with_its_line(trail, monkeypatch, in
     with pytest.raises(StateError, match=r"2026-01\.jsonl:6: corrupt audit record"):
         list(query(trail, Filters(status="failed")))
     assert in_parallel
+
+
+def test_csv_defuses_formulas_in_untrusted_text_but_keeps_phone_numbers(tmp_path):
+    import io as _io
+
+    from x3twilio.auditquery import render_csv
+
+    out = _io.StringIO()
+    render_csv(
+        [{"event": "inbound.received", "from": "+33612345678", "body": '=HYPERLINK("http://x")'}],
+        out,
+    )
+    text = out.getvalue()
+    assert "'=HYPERLINK" in text and ",+33612345678," in text

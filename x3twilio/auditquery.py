@@ -516,7 +516,10 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    # A supplier's reply is untrusted: "=…" or "@…" would run as a formula in a spreadsheet.
+    # (A leading "+" is left alone: every phone number starts with one.)
+    return "'" + text if text[:1] in ("=", "@") else text
 
 
 def detail(rec: dict[str, Any]) -> str:
