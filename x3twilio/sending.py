@@ -35,9 +35,9 @@ class Sender(Protocol):
     channel: str
     reconciles: bool  # can an ambiguous failure be looked up with find_sent?
 
-    def send(
-        self, n: Notification, in_flight_since: datetime | None, validity_period: int | None = None
-    ) -> str: ...
+    def send(self, n: Notification, in_flight_since: datetime | None) -> str:
+        """The provider's id; SMS also takes validity_period= (seconds)."""
+        ...
 
     def find_sent(self, n: Notification, since: datetime) -> str | None: ...
 
