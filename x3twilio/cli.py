@@ -495,7 +495,7 @@ def audit(
         else:
             aq.render_summary(totals, _console())
     elif fmt == "json":
-        aq.render_json(aq.query_lines(state_dir, filters, limit), click.get_binary_stream("stdout"))
+        aq.render_json(aq.query_lines(state_dir, filters, limit), sys.stdout.buffer)
     elif fmt == "csv":
         aq.render_csv(aq.query(state_dir, filters, limit), sys.stdout)
     elif record and not any((since, until, rule, source, phone, status, event)):
