@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.conftest import Env
-from tests.test_poll import ONLY_PO_APPROVED, edit
+from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order, edit
 from x3twilio.signature import compute_signature
 
 pytestmark = pytest.mark.parametrize("env", ["rest", "graphql"], indirect=True)
@@ -136,15 +136,11 @@ def test_a_supplier_reply_lands_once_as_a_note_on_that_supplier(env, shim):
 
 
 def test_a_reply_without_a_number_refers_to_the_last_notification_sent(env, shim):
-    env.configure(rules=ONLY_PO_APPROVED)
-    env.run("poll")
-    po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
-    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    env.next_second()
+    order = approve_one_fr001_order(env)
     env.run("poll")
     env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "Bien reçu")
     env.run("ingest")
-    assert f"re {po['POHNUM']}: Bien reçu" in notes_of(env)
+    assert f"re {order}: Bien reçu" in notes_of(env)
 
 
 def test_an_unknown_sender_is_audited_with_matched_null(env, shim):
@@ -178,11 +174,7 @@ def test_a_voicemail_whose_transcription_never_comes_is_logged_after_the_wait(en
 
 
 def test_status_callbacks_out_of_order_end_as_delivered(env, shim):
-    env.configure(rules=ONLY_PO_APPROVED)
-    env.run("poll")
-    po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
-    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    env.next_second()
+    approve_one_fr001_order(env)
     env.run("poll")
     (message,) = env.twilio.messages
     assert message["status_callback"].startswith(f"{shim.url}/twilio/status?n=")

@@ -49,6 +49,16 @@ def edit(env: Env, cls: str, key: str, changes: dict) -> None:
     requests.put(url, json=changes, auth=(x3.user, x3.password), timeout=5).raise_for_status()
 
 
+def approve_one_fr001_order(env: Env) -> str:
+    """A first poll (from now), then a buyer approves one FR001 order in X3 through $edit."""
+    env.configure(rules=ONLY_PO_APPROVED)
+    env.run("poll")
+    po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
+    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
+    env.next_second()
+    return str(po["POHNUM"])
+
+
 def test_each_approved_order_texts_its_supplier_once_and_the_next_poll_sends_nothing(env):
     env.configure(rules=ONLY_PO_APPROVED)
     env.run("poll", "--since", HISTORY, expect=1)  # US005's magic number fails permanently
@@ -249,11 +259,7 @@ def test_the_quiet_flag_prints_nothing_on_success(env):
 
 
 def test_twilio_down_exits_69_and_keeps_the_notification_queued(env):
-    env.configure(rules=ONLY_PO_APPROVED)
-    env.run("poll")
-    po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
-    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    env.next_second()
+    approve_one_fr001_order(env)
     env.twilio.faults.add("500", match="Messages.json", times=0)
     env.run("poll", expect=69)
     env.twilio.faults.clear()

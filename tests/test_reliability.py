@@ -6,18 +6,9 @@ import time
 
 import pytest
 
-from tests.test_poll import ONLY_PO_APPROVED, edit
+from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order, edit
 
 MESSAGES = "POST /2010-04-01/Accounts/"
-
-
-def approve_one_fr001_order(env) -> str:
-    env.configure(rules=ONLY_PO_APPROVED)
-    env.run("poll")
-    po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1)
-    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3})
-    env.next_second()
-    return po["POHNUM"]
 
 
 def sent_records(env) -> list[dict]:
