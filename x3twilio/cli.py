@@ -193,8 +193,10 @@ def check(app: App, offline: bool) -> None:
     checks = check_online(config)
     rows = [("✓" if c.ok else "✗", c.name, c.detail, c.fix) for c in checks]
     _print_rows(("", "check", "result", "fix"), rows, "x3twilio check")
-    if not all(c.ok for c in checks):
-        sys.exit(ExitCode.UNAVAILABLE)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        setup = any(c.setup for c in failed)
+        sys.exit(ExitCode.CONFIG if setup else ExitCode.UNAVAILABLE)
 
 
 @cli.command()
@@ -335,6 +337,46 @@ def login(app: App) -> None:
 
     path = oauth2_login(app.config().x3, prompt)
     app.say(f"signed in; the refresh token is kept in {path}")
+
+
+@x3.command()
+@click.argument("x3_class", metavar="CLASS")
+@click.option("--representation", metavar="REP", help="[default: the class name]")
+@click.option(
+    "--facet",
+    type=click.Choice(["$query", "$details", "$edit"]),
+    default="$query",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per property.")
+@click.pass_obj
+def describe(
+    app: App, x3_class: str, representation: str | None, facet: str, as_json: bool
+) -> None:
+    """List what X3 exposes for a class: name, kind and a sample value (api1).
+
+    Read from the representation's prototype where the server offers one, else from a
+    sampled record. Use it to map custom X*/Z* fields under sources or x3.partners.
+
+    \b
+    Example:
+      x3twilio x3 describe BPSUPPLIER --facet '$details'
+    """
+    from x3twilio.site import describe_rows
+    from x3twilio.transport import Retrier, make_session
+    from x3twilio.x3.discover import describe as discover
+    from x3twilio.x3.rest import RestClient
+
+    config = app.config()
+    client = RestClient(config.x3, make_session(), Retrier(config.retry))
+    rep = representation or x3_class
+    exposed = discover(client, x3_class, rep, facet)
+    rows = describe_rows(exposed)
+    if as_json:
+        for name, kind, sample in rows:
+            click.echo(json.dumps({"name": name, "kind": kind, "sample": sample}))
+        return
+    _print_rows(("property", "kind", "sample"), rows, f"{x3_class} {rep}.{facet} ({exposed.how})")
 
 
 @cli.group()

@@ -16,6 +16,7 @@ from x3twilio.quiethours import QuietHours, zone_named
 from x3twilio.rules import Rule, fits, load_rules
 from x3twilio.sources import Source, load_sources
 from x3twilio.templates import Template, TemplateError, compile_template
+from x3twilio.x3.partners import DEFAULT_ROLES, PARTNER_KINDS, PartnerShape, default_shapes
 from x3twilio.yamlnode import Node, interpolate
 
 DEFAULT_PATH = "x3twilio.yaml"
@@ -46,6 +47,8 @@ class X3Config:
         default_factory=lambda: {"update": "update", "create": "create"}
     )
     state_dir: Path | None = None  # where the X3 Cloud refresh token is kept
+    # Where suppliers and customers keep addresses, phones and contacts (x3.partners).
+    partners: Mapping[str, PartnerShape] = field(default_factory=default_shapes)
 
     @property
     def graphql_url(self) -> str:
@@ -87,11 +90,12 @@ class TwilioConfig:
     voice: str = "alice"  # and <Say voice=…>
 
 
-# What a note template (inbound.note.fields) may use.
+# What a note template (inbound.notes[].fields) may use.
 NOTE_PLACEHOLDERS = (
     "kind",
     "partner",
     "reference",
+    "reference_source",
     "phone",
     "sid",
     "text",
@@ -108,15 +112,26 @@ DEFAULT_REFERENCES = {
 }
 
 
+NOTE_MODES = ("append", "create")
+
+
 @dataclass(frozen=True)
 class NoteTarget:
-    """Where a supplier's reply is written in X3."""
+    """One place in X3 where a reply is written (inbound.notes).
 
-    mode: str = "notes"  # "notes": append to BPSREM/BPCREM; "create": a record of `x3_class`
-    max_length: int = 250  # of the notes field; the oldest lines make room
-    x3_class: str | None = None
-    fields: Mapping[str, Template] = field(default_factory=dict)  # X3 code -> template
-    marker: str | None = None  # the field that holds the message SID (idempotency)
+    `on` is whom or what the reply is about: supplier, customer or partner (either), or a
+    source name (the document the reply references). `append` adds a line to a text field
+    through `$edit`; `create` makes a record of a user class (`fields`, one of them {sid}).
+    """
+
+    on: str
+    mode: str
+    x3_class: str | None = None  # None: the partner's or the source's class
+    representation: str | None = None  # None: the partner's or the source's
+    text_field: str | None = None  # append: the text field
+    max_length: int = 250  # append: what the field holds (BPSREM is 250 where it exists)
+    fields: Mapping[str, Template] = field(default_factory=dict)  # create: code -> template
+    marker: str | None = None  # create: the field holding the message SID (idempotency)
 
 
 @dataclass(frozen=True)
@@ -128,7 +143,7 @@ class InboundConfig:
     transcription_wait: float = 600.0  # log a voicemail without its transcription after this
     phone_index_ttl: float = 3600.0  # re-read supplier and customer phones from X3 after this
     references: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_REFERENCES))
-    note: NoteTarget = field(default_factory=NoteTarget)
+    notes: tuple[NoteTarget, ...] = ()
     catch_all: tuple[str, str] | None = None  # (supplier|customer, code) for unknown senders
 
 
@@ -227,12 +242,13 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
     configured_state = root.get("state_dir", str, "state")
     groups = _load_groups(root)
     sources = load_sources(root)
+    x3 = _load_x3(
+        root.child("x3", required=True),
+        Path(state_dir).resolve() if state_dir else base / configured_state,
+    )
     config = Config(
         file=path,
-        x3=_load_x3(
-            root.child("x3", required=True),
-            Path(state_dir).resolve() if state_dir else base / configured_state,
-        ),
+        x3=x3,
         twilio=_load_twilio(root.child("twilio", required=True)),
         public_url=root.get("public_url", str, "http://127.0.0.1:8080").rstrip("/"),
         state_dir=Path(state_dir).resolve() if state_dir else base / configured_state,
@@ -241,7 +257,7 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
         sending=_load_sending(root.child("sending")),
         monitoring=_load_monitoring(root.child("monitoring"), base),
         sendgrid=_load_sendgrid(root.child("sendgrid")) if root.has("sendgrid") else None,
-        inbound=_load_inbound(root.child("inbound")),
+        inbound=_load_inbound(root.child("inbound"), sources),
         groups=groups,
         sources=sources,
         rules=load_rules(root, sources, groups),
@@ -310,9 +326,34 @@ def _load_x3(node: Node, state_dir: Path | None = None) -> X3Config:
         nodes=_load_nodes(node),
         mutations=_load_mutations(node.child("mutations")),
         state_dir=state_dir,
+        partners=_load_partners(node.child("partners")),
     )
     node.done()
     return x3
+
+
+def _load_partners(node: Node) -> dict[str, PartnerShape]:
+    """x3.partners.supplier|customer: class, representation, key and field codes by role."""
+    shapes = default_shapes()
+    for kind in map(str, node.data):
+        if kind not in PARTNER_KINDS:
+            raise node.error(kind, "expected supplier or customer")
+        spec, base = node.child(kind), shapes[kind]
+        roles, codes = dict(base.roles), spec.child("fields")
+        for role in map(str, codes.data):
+            if role not in DEFAULT_ROLES:
+                raise codes.error(role, "unknown field; known: " + ", ".join(DEFAULT_ROLES))
+            roles[role] = codes.get(role, str)
+        x3_class = spec.get("class", str, base.x3_class)
+        shapes[kind] = PartnerShape(
+            base.kind,
+            x3_class,
+            spec.get("representation", str, x3_class),
+            spec.get("key", str, base.key),
+            roles,
+        )
+        spec.done()
+    return shapes
 
 
 def _load_oauth2(node: Node) -> OAuth2Config:
@@ -411,7 +452,7 @@ def _load_retry(node: Node) -> RetryConfig:
     return retry
 
 
-def _load_inbound(node: Node) -> InboundConfig:
+def _load_inbound(node: Node, sources: Mapping[str, Source]) -> InboundConfig:
     references = dict(DEFAULT_REFERENCES)
     refs = node.child("references")
     for source, pattern in node.items("references"):
@@ -428,28 +469,53 @@ def _load_inbound(node: Node) -> InboundConfig:
         transcription_wait=node.duration("transcription_wait", 600.0),
         phone_index_ttl=node.duration("phone_index_ttl", 3600.0),
         references=references,
-        note=_load_note(node.child("note")),
+        notes=_load_notes(node, sources),
         catch_all=_load_catch_all(node) if node.has("catch_all") else None,
     )
     node.done()
     return inbound
 
 
-def _load_note(node: Node) -> NoteTarget:
-    mode = node.get("mode", str, "notes")
-    if mode not in ("notes", "create"):
-        raise node.error("mode", "expected notes (BPSREM/BPCREM) or create (a record)")
+def _load_notes(node: Node, sources: Mapping[str, Source]) -> tuple[NoteTarget, ...]:
+    items = node.get("notes", list, [])
+    return tuple(
+        _load_note(Node(node.file, node.where("notes") + f"[{i}]", item), sources)
+        for i, item in enumerate(items)
+    )
+
+
+def _load_note(node: Node, sources: Mapping[str, Source]) -> NoteTarget:
+    on = node.get("on", str)
+    if on not in (*PARTNER_KINDS, "partner") and on not in sources:
+        known = ", ".join(["supplier", "customer", "partner", *sorted(sources)])
+        raise node.error("on", f"expected whom or what the reply is about: one of {known}")
+    mode = node.get("mode", str)
+    if mode not in NOTE_MODES:
+        raise node.error("mode", "expected append (a line in a text field) or create (a record)")
     fields_node, fields = node.child("fields"), {}
     for code, text in node.items("fields"):
         try:
             fields[code] = compile_template(str(text), dict.fromkeys(NOTE_PLACEHOLDERS, "text"))
         except TemplateError as exc:
             raise fields_node.error(code, str(exc)) from None
-    marker = next((code for code, t in fields.items() if t.text == "{sid}"), None)
+    max_length = node.get("max_length", int, 250)
+    if max_length < 1:
+        raise node.error("max_length", "expected a positive number of characters")
     note = NoteTarget(
-        mode, node.get("max_length", int, 250), node.get("class", str, None), fields, marker
+        on=on,
+        mode=mode,
+        x3_class=node.get("class", str, None),
+        representation=node.get("representation", str, None),
+        text_field=node.get("field", str, None),
+        max_length=max_length,
+        fields=fields,
+        marker=next((code for code, t in fields.items() if t.text == "{sid}"), None),
     )
-    if mode == "create" and not (note.x3_class and marker):
+    if mode == "append" and not note.text_field:
+        raise node.error("field", "mode append needs the text field to append to")
+    if mode == "append" and fields:
+        raise node.error("fields", "fields go with mode create; append writes one field")
+    if mode == "create" and not (note.x3_class and note.marker):
         raise node.error(
             "fields",
             "mode create needs class, and fields with one field "

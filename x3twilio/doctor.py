@@ -11,13 +11,14 @@ from typing import Any
 import requests
 
 from x3twilio.config import Config
-from x3twilio.errors import RemoteError
+from x3twilio.errors import RemoteError, X3FieldError
 from x3twilio.segments import segment_info, ucs2_characters
 from x3twilio.senders.twilio import API_VERSION
 from x3twilio.sources import Source
 from x3twilio.templates import SAMPLES
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
+from x3twilio.x3.rest import RestClient
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    setup: bool = False  # a mismatch between the configuration and this X3 (exit 78)
 
 
 def template_warnings(config: Config) -> list[str]:
@@ -68,13 +70,31 @@ def check_online(config: Config) -> list[Check]:
 def _guard(name: str, probe: Callable[[], Check], fix: str) -> Check:
     try:
         return probe()
+    except X3FieldError as exc:
+        detail, _, advice = str(exc).partition(". Fix: ")
+        return Check(name, False, detail, advice, setup=True)
     except (RemoteError, requests.RequestException) as exc:
         return Check(name, False, str(exc), fix)
 
 
 def _x3_checks(config: Config, session: requests.Session) -> list[Check]:
     client = make_client(config.x3, session, Retrier(config.retry))
-    checks = _package_checks(config) if config.x3.api == "graphql" else []
+    if isinstance(client, RestClient):
+        from x3twilio.site import site_checks
+
+        return [*_guarded_site(lambda: site_checks(config, client)), *_reach_checks(config, client)]
+    return [*_package_checks(config), *_reach_checks(config, client)]
+
+
+def _guarded_site(probe: Callable[[], list[Check]]) -> list[Check]:
+    try:
+        return probe()
+    except (RemoteError, requests.RequestException) as exc:
+        return [Check("X3 fields", False, str(exc), "check x3.url, x3.folder and the credentials")]
+
+
+def _reach_checks(config: Config, client: Any) -> list[Check]:
+    checks = []
     for source in config.used_sources():
 
         def probe(source: Any = source) -> Check:

@@ -33,6 +33,17 @@ class ConfigError(X3TwilioError):
         super().__init__(f"{file}: {path}: {problem}" if path else f"{file}: {problem}")
 
 
+class X3FieldError(X3TwilioError):
+    """The customer's X3 does not expose a property the configuration names: a setup
+    mistake (exit 78), never retried as an outage."""
+
+    exit_code = ExitCode.CONFIG
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
 class LockHeld(X3TwilioError):
     exit_code = ExitCode.LOCKED
 

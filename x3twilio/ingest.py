@@ -78,12 +78,19 @@ class Ingester:
     ) -> None:
         self.config, self.clock = config, clock
         self.x3 = make_client(config.x3, make_session(), Retrier(config.retry, sleep=sleep))
-        self.notes = NoteWriter(config.inbound.note, self.x3)
+        self.notes = NoteWriter(config.inbound.notes, self.x3, config.x3.partners, config.sources)
         self.phonebook = PhoneBook(
-            config.state_dir, self.x3, config.region, config.inbound.phone_index_ttl
+            config.state_dir,
+            self.x3,
+            config.x3.partners,
+            config.region,
+            config.inbound.phone_index_ttl,
         )
         self.spool = Spool(config.state_dir)
-        self.patterns = [re.compile(p, re.IGNORECASE) for p in config.inbound.references.values()]
+        self.patterns = {
+            source: re.compile(pattern, re.IGNORECASE)
+            for source, pattern in config.inbound.references.items()
+        }
         self.report = IngestReport(new_run_id(clock()))
         self.x3_down = False
 
@@ -258,25 +265,28 @@ class Ingester:
         partner = self.phonebook.find(sender) or self.config.inbound.catch_all
         if partner is None:
             return None
+        source, reference = self._reference(said, sender)
         return Note(
             partner[0],
             partner[1],
-            self._reference(said, sender),
+            reference,
             sender,
             sid,
             text if text is not None else said,
             received,
             channel,
+            reference_source=source,
         )
 
-    def _reference(self, text: str, sender: str) -> str:
-        """The document the reply is about: named in the text, else the last one we sent."""
-        for pattern in self.patterns:
+    def _reference(self, text: str, sender: str) -> tuple[str, str]:
+        """(source, key) of the document the reply is about: named in the text, else the
+        last one we sent to that number; ("", "") when neither tells."""
+        for source, pattern in self.patterns.items():
             match = pattern.search(text)
             if match:
-                return match.group(0).upper()
+                return source, match.group(0).upper()
         last = self.outbox.last_sent_to(sender)
-        return last.record if last else ""
+        return (last.source, last.record) if last else ("", "")
 
     def _log(
         self, note: Note | None, sid: str, sender: str, to: str, channel: str, **details: Any
@@ -295,20 +305,29 @@ class Ingester:
             self.outbox.record_inbound(sid, "unmatched", iso_ms(self.clock()))
             self.report.counts["unmatched"] += 1
             return
-        matched = self.notes.write(note)
+        outcome = self.notes.write(note)
+        partner = f"{note.kind}:{note.partner}"
+        if outcome.refused:  # permanent: kept whole here, for someone to place by hand
+            self.report.counts["failed"] += 1
         self.audit.write(
-            "inbound.logged",
+            "inbound.logged" if outcome.landed else "inbound.failed",
             id=sid,
             **{"from": sender},
             to=to,
             channel=channel,
-            status="logged",
-            matched=matched,
+            status="logged" if outcome.landed else "not_logged",
+            matched=outcome.landed[0] if outcome.landed else partner,
+            logged_on=outcome.landed,
+            not_logged=outcome.refused or None,
+            error={"message": "; ".join(outcome.refused), "permanent": True}
+            if outcome.refused
+            else None,
             reference=note.reference or None,
+            reference_source=note.reference_source or None,
             **details,
         )
         self.outbox.record_inbound(sid, "logged", iso_ms(self.clock()))
-        self.report.counts["logged"] += 1
+        self.report.counts["logged" if outcome.landed else "not_logged"] += 1
 
     def _inbound_failed(self, params: dict[str, str], channel: str, exc: RemoteError) -> None:
         sid = params.get("MessageSid") or params.get("CallSid") or ""

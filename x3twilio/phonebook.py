@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from x3twilio.phones import to_e164
 from x3twilio.state import write_atomic
 from x3twilio.x3 import X3Client
-from x3twilio.x3.partners import PARTNER_CLASSES, PartnerDirectory, dimensioned
+from x3twilio.x3.partners import PartnerDirectory, PartnerShape
 
 FILENAME = "phonebook.json"
-_KEYS = {"supplier": "BPSNUM", "customer": "BPCNUM"}
 
 
 class PhoneBook:
@@ -24,12 +22,14 @@ class PhoneBook:
         self,
         state_dir: Path,
         client: X3Client,
+        shapes: Mapping[str, PartnerShape],
         region: str,
         ttl: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = state_dir / FILENAME
         self.client, self.region, self.ttl, self.clock = client, region, ttl, clock
+        self.shapes = shapes
         self._numbers: dict[str, list[str]] | None = None
 
     def find(self, number: str) -> tuple[str, str] | None:
@@ -41,7 +41,7 @@ class PhoneBook:
             cached = self._read()
             if cached is None:
                 cached = self._build()
-                body = {"version": 1, "built": self.clock(), "numbers": cached}
+                body = {"version": 2, "built": self.clock(), "numbers": cached}
                 write_atomic(self.path, json.dumps(body).encode())
             self._numbers = cached
         return self._numbers
@@ -51,33 +51,20 @@ class PhoneBook:
             data = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
             return None
-        if data.get("version") != 1 or self.clock() - data.get("built", 0) > self.ttl:
+        if data.get("version") != 2 or self.clock() - data.get("built", 0) > self.ttl:
             return None
         numbers: dict[str, list[str]] = data["numbers"]
         return numbers
 
     def _build(self) -> dict[str, list[str]]:
         """Read every partner's addresses and contacts; the first owner of a number wins."""
-        directory = PartnerDirectory(self.client)
+        directory = PartnerDirectory(self.client, self.shapes)
         numbers: dict[str, list[str]] = {}
-        for kind, x3_class in PARTNER_CLASSES.items():
-            for code in self.client.keys(x3_class, _KEYS[kind]):
-                for text, country in _phones(directory.record(kind, code) or {}):
-                    number = to_e164(text, country or self.region)
+        for kind, shape in self.shapes.items():
+            for code in self.client.keys(shape.x3_class, shape.key, shape.representation):
+                record = directory.record(kind, code)
+                for phone in record.phones() if record else ():
+                    number = to_e164(phone.text, phone.country or self.region)
                     if number:
                         numbers.setdefault(number, [kind, code])
         return numbers
-
-
-def _phones(record: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
-    addresses = [a for a in record.get("BPADDRESS") or [] if isinstance(a, dict)]
-    country = addresses[0].get("CRY") if addresses else None
-    for address in addresses:
-        for code in ("MOB", "TEL"):
-            for text in dimensioned(address, code):
-                yield text, address.get("CRY") or country
-    for contact in record.get("CONTACT") or []:
-        if isinstance(contact, dict):
-            for code in ("MOB", "TEL"):
-                for text in dimensioned(contact, code):
-                    yield text, country

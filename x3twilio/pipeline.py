@@ -11,14 +11,24 @@ from typing import Any
 
 from x3twilio.audit import AuditLog, iso_ms, log_line, new_run_id, utc_now
 from x3twilio.config import Config
-from x3twilio.errors import ExitCode, RemoteError, X3Error
+from x3twilio.errors import ExitCode, RemoteError
 from x3twilio.outbox import Notification, Outbox, notification_id
 from x3twilio.phones import to_e164
 from x3twilio.rules import Recipient, Rule, fits
 from x3twilio.segments import segment_info
 from x3twilio.senders import make_senders
 from x3twilio.sending import MAX_BODY, Dispatcher, audit_fields
-from x3twilio.sources import Record, Source, decode, fields_for, parse_stamp, stamp_literal
+from x3twilio.sources import (
+    Field,
+    Record,
+    Source,
+    Undecodable,
+    decode,
+    fields_for,
+    not_exposed,
+    parse_stamp,
+    stamp_literal,
+)
 from x3twilio.state import Watermarks, run_lock
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import Page, make_client
@@ -33,7 +43,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.PARTIAL if self.counts["failed"] else ExitCode.OK
+        return ExitCode.PARTIAL if self.counts["failed"] or self.counts["rejected"] else ExitCode.OK
 
 
 @dataclass
@@ -59,7 +69,7 @@ class Poller:
         session = make_session()
         retrier = Retrier(config.retry, sleep=sleep)
         self.x3 = make_client(config.x3, session, retrier)
-        self.partners = PartnerDirectory(self.x3)
+        self.partners = PartnerDirectory(self.x3, config.x3.partners)
         self.senders = make_senders(config, session, retrier)
         self.sleep = sleep
         self.report = RunReport(new_run_id(clock()))
@@ -187,21 +197,35 @@ class Poller:
         code = f.code if f else rule.due.field
         last = today + timedelta(days=rule.due.days)
         for records in self._pages(source, self.x3.due(source, code, today, last)):
-            notes = [n for r in records for n in self._decide([rule], r)]
+            notes = [n for r in records if not source.is_closed(r) for n in self._decide([rule], r)]
             self._store([], notes, report_dupes=False)
 
     def _pages(self, source: Source, pages: Iterator[Page]) -> Iterator[list[Record]]:
+        fields = self._fields[source.name]
         for page in pages:
+            if page.resources:
+                _check_exposed(source, fields, page.resources[0])
             records = []
             for raw in page.resources:
                 try:
-                    records.append(decode(source, raw, self._fields[source.name]))
-                except ValueError as exc:
-                    raise X3Error(
-                        f"{source.x3_class} sent a record this tool cannot read: {exc}"
-                    ) from None
+                    records.append(decode(source, raw, fields))
+                except Undecodable as exc:
+                    self._reject(source, exc)
             self.report.counts["records"] += len(records)
             yield records
+
+    def _reject(self, source: Source, exc: Undecodable) -> None:
+        """A record X3 sent that cannot be read costs that record, not the source."""
+        self.report.counts["rejected"] += 1
+        if not self.dry_run:
+            self.audit.write(
+                "record.rejected",
+                source=source.name,
+                record=exc.key,
+                field=exc.code,
+                value=exc.value if isinstance(exc.value, str | int | float) else repr(exc.value),
+                error=str(exc),
+            )
 
     def _decide(self, rules: list[Rule], record: Record) -> list[Notification]:
         today = self.x3_now().date()
@@ -251,11 +275,13 @@ class Poller:
         if recipient.value not in ("partner", kind):
             return []  # e.g. a supplier-only rule over an open item of a customer
         if channel == "email":
-            email = self.partners.email(kind, code)
+            found = self.partners.record(kind, code)
+            email = found.email() if found else None
             if email is None or not fits(email, "email"):
                 return [_Target(f"{kind}:{code}:{email}", email or "", "no_recipient")]
             return [_Target(email, email)]
-        phone = self.partners.mobile(kind, code)
+        partner_record = self.partners.record(kind, code)
+        phone = partner_record.mobile(self.config.region) if partner_record else None
         if phone is None:
             return [_Target(f"{kind}:{code}:none", "", "no_recipient")]
         number = to_e164(phone.text, phone.country or self.config.region)
@@ -299,7 +325,11 @@ class Poller:
         """A permanent failure, decided again from X3 as it is now (a number fixed since)."""
         rule = next((r for r in self.config.rules if r.name == n.rule), None)
         source = self.config.sources.get(n.source)
-        raw = self.x3.details(source.x3_class, n.record) if rule and source else None
+        raw = (
+            self.x3.details(source.x3_class, n.record, source.representation)
+            if rule and source
+            else None
+        )
         if rule is None or source is None or raw is None:
             return [n]  # cannot re-read it: retry as it was
         fresh = [m for m in self._decide([rule], decode(source, raw)) if m.status == "pending"]
@@ -315,6 +345,14 @@ class Poller:
         if self._replay_of:
             extra["replay_of"] = self._replay_of
         self.audit.write(event, **audit_fields(n, event, **extra))
+
+
+def _check_exposed(source: Source, fields: tuple[Field, ...], row: dict[str, Any]) -> None:
+    """A field the rules read that X3's rows do not carry at all is a setup mistake: say
+    so (exit 78) rather than decide on missing values."""
+    for code in (*source.key, source.timestamp, *(f.code for f in fields)):
+        if code not in row:
+            raise not_exposed(source, code)
 
 
 def _segments(n: Notification) -> dict[str, Any]:

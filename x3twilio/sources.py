@@ -13,9 +13,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from x3twilio.errors import X3FieldError
 from x3twilio.yamlnode import Node
 
-KINDS = ("text", "int", "decimal", "date", "datetime", "menu")
+KINDS = ("text", "int", "decimal", "date", "datetime", "menu", "yesno")
 PARTNER_KINDS = ("supplier", "customer")
 _EMPTY_DATES = ("", "0000-00-00", "1753-01-01")
 _X3_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -31,43 +32,75 @@ class Field:
     menu: Mapping[int, str] = field(default_factory=dict)
 
     def decode(self, raw: Any) -> Any:
-        """Turn X3's JSON value into a Python value; ValueError on garbage."""
+        """Turn X3's JSON value into a Python value; ValueError (naming the value) when it
+        is not of the kind this field expects."""
         if raw is None:
             return None
-        decoder = _DECODERS[self.kind]
-        return decoder(self, raw)
+        try:
+            return _DECODERS[self.kind](self, raw)
+        except (TypeError, ValueError, InvalidOperation):
+            raise ValueError(f"expected {_EXPECTED[self.kind]}, got {raw!r}") from None
+
+
+_EXPECTED = {
+    "text": "text",
+    "int": "an integer",
+    "decimal": "a number",
+    "date": "a date YYYY-MM-DD",
+    "datetime": "a UTC timestamp",
+    "menu": "a local-menu number",
+    "yesno": "true or false (or 1/2)",
+}
 
 
 def _text(f: Field, raw: Any) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise TypeError(raw)
     return raw if isinstance(raw, str) else str(raw)
 
 
+def _number(raw: Any) -> int | float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise TypeError(raw)
+    return raw
+
+
 def _int(f: Field, raw: Any) -> int:
-    return int(raw)
+    number = _number(raw)
+    if number != int(number):
+        raise ValueError(raw)
+    return int(number)
 
 
 def _decimal(f: Field, raw: Any) -> Decimal:
-    try:
-        return Decimal(str(raw))
-    except InvalidOperation:
-        raise ValueError(f"not a number: {raw!r}") from None
+    # X3 sends decimals as JSON numbers; str() keeps 771.42 from becoming 771.4199…
+    return Decimal(str(_number(raw) if not isinstance(raw, str) else raw))
 
 
 def _date(f: Field, raw: Any) -> date | None:
-    if raw in _EMPTY_DATES:
-        return None
-    return date.fromisoformat(str(raw)[:10])
+    if not isinstance(raw, str):
+        raise TypeError(raw)
+    return None if raw in _EMPTY_DATES else date.fromisoformat(raw[:10])
 
 
 def _datetime(f: Field, raw: Any) -> datetime | None:
-    if raw in _EMPTY_DATES:
-        return None
-    return parse_stamp(str(raw))
+    if not isinstance(raw, str):
+        raise TypeError(raw)
+    return None if raw in _EMPTY_DATES else parse_stamp(raw)
 
 
 def _menu(f: Field, raw: Any) -> str:
-    number = int(raw)
+    number = _int(f, raw)
     return f.menu.get(number, str(number))
+
+
+def _yesno(f: Field, raw: Any) -> str:
+    """Local menu 1: JSON true/false on current builds, 1 (no) / 2 (yes) on older ones."""
+    if isinstance(raw, bool):
+        return "yes" if raw else "no"
+    if raw in (1, 2):
+        return YES_NO[int(raw)]
+    raise ValueError(raw)
 
 
 _DECODERS: dict[str, Callable[[Field, Any], Any]] = {
@@ -77,6 +110,7 @@ _DECODERS: dict[str, Callable[[Field, Any], Any]] = {
     "date": _date,
     "datetime": _datetime,
     "menu": _menu,
+    "yesno": _yesno,
 }
 
 
@@ -126,7 +160,10 @@ class Source:
     timestamp: str = "UPDDATTIM"
     partner: Partner | None = None
     where: str | None = None  # the user's filter, and-ed with the change window
-    open_where: str | None = None  # "currently open", for due-date rules
+    open_where: str | None = None  # the user's "currently open" filter, for due-date rules
+    # (friendly field, value) marking a closed record: due-date rules skip it. Checked here,
+    # not in X3's `where`, because how api1 compares a boolean is not known (X3_REALITY §2).
+    closed: tuple[str, str] | None = None
     computed: Mapping[str, Callable[[Mapping[str, Any]], Any]] = field(default_factory=dict)
     computed_kinds: Mapping[str, str] = field(default_factory=dict)
 
@@ -151,11 +188,23 @@ class Source:
         return self.fields.get(name)
 
     def record_key(self, raw: Mapping[str, Any]) -> str:
-        return "~".join(str(raw[code]) for code in self.key)
+        return "~".join(key_text(raw[code]) for code in self.key)
+
+    def is_closed(self, record: Record) -> bool:
+        """Whether due-date rules should pass this record by (a closed order or item)."""
+        return self.closed is not None and record.value(self.closed[0]) == self.closed[1]
+
+
+def key_text(value: Any) -> str:
+    """One part of an api1 key: 1000.0 and 1000 are both "1000"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 # Local menus (X3 "menu locaux"), decoded to words that read well in rules.
-YES_NO = {1: "no", 2: "yes"}
+YES_NO = {1: "no", 2: "yes"}  # local menu 1; JSON booleans on current builds
+LINE_STATUS = {1: "pending", 2: "late", 3: "closed"}
 APPROVAL = {1: "no", 2: "partly", 3: "approved", 4: "not_managed", 5: "automatic"}
 PROGRESS = {1: "none", 2: "partial", 3: "full"}
 PARTNER_TYPE = {1: "customer", 2: "supplier"}
@@ -167,7 +216,7 @@ def _fields(*specs: tuple[Any, ...]) -> dict[str, Field]:
     out = {}
     for spec in specs:
         name, code, kind, *menu = spec
-        out[name] = Field(name, code, kind, menu[0] if menu else {})
+        out[name] = Field(name, code, kind, menu[0] if menu else YES_NO if kind == "yesno" else {})
     return out
 
 
@@ -185,7 +234,7 @@ BUILTIN: dict[str, Source] = {
         representation="PORDER",
         key=("POHNUM",),
         partner=Partner("BPSNUM", kind="supplier"),
-        open_where="(CLEFLG eq 1)",
+        closed=("closed", "yes"),
         fields=_fields(
             ("order_number", "POHNUM", "text"),
             ("supplier", "BPSNUM", "text"),
@@ -195,12 +244,34 @@ BUILTIN: dict[str, Source] = {
             ("currency", "CUR", "text"),
             ("reference", "ORDREF", "text"),
             ("approval", "APPFLG", "menu", APPROVAL),
-            ("closed", "CLEFLG", "menu", YES_NO),
+            ("closed", "CLEFLG", "yesno"),
             ("receipt", "RCPFLG", "menu", PROGRESS),
             ("invoiced", "INVFLG", "menu", PROGRESS),
             ("total", "TOTORD", "decimal"),
             ("total_with_tax", "TTVORD", "decimal"),
+            ("expected_date", "EXTRCPDAT1", "date"),  # the header's; EXTRCPDAT is per line
+            ("updated", "UPDDATTIM", "datetime"),
+        ),
+    ),
+    "purchase_order_lines": Source(
+        name="purchase_order_lines",
+        x3_class="PORDERQ",
+        representation="PORDERQ",
+        key=("POHNUM", "POPLIN", "POQSEQ"),
+        partner=Partner("BPSNUM", kind="supplier"),
+        closed=("status", "closed"),
+        fields=_fields(
+            ("order_number", "POHNUM", "text"),
+            ("line", "POPLIN", "int"),
+            ("sequence", "POQSEQ", "int"),
+            ("supplier", "BPSNUM", "text"),
+            ("site", "POHFCY", "text"),
+            ("item", "ITMREF", "text"),
+            ("description", "ITMDES", "text"),
+            ("quantity", "QTYUOM", "decimal"),
+            ("unit", "UOM", "text"),
             ("expected_date", "EXTRCPDAT", "date"),
+            ("status", "LINSTA", "menu", LINE_STATUS),
             ("updated", "UPDDATTIM", "datetime"),
         ),
     ),
@@ -248,12 +319,13 @@ BUILTIN: dict[str, Source] = {
         name="open_items",
         x3_class="GACCDUDATE",
         representation="GACCDUDATE",
-        key=("TYP", "NUM", "DUDLIG"),
+        key=("TYP", "NUM", "LIG", "DUDLIG"),  # the document line is part of the key
         partner=Partner("BPR", kind_field="BPRTYP"),
-        open_where="(FLGCLE eq 1)",
+        closed=("closed", "yes"),
         fields=_fields(
             ("document_type", "TYP", "text"),
             ("document", "NUM", "text"),
+            ("document_line", "LIG", "int"),
             ("line", "DUDLIG", "int"),
             ("partner", "BPR", "text"),
             ("partner_type", "BPRTYP", "menu", PARTNER_TYPE),
@@ -262,7 +334,7 @@ BUILTIN: dict[str, Source] = {
             ("due_date", "DUDDAT", "date"),
             ("amount", "AMTCUR", "decimal"),
             ("paid", "PAYCUR", "decimal"),
-            ("closed", "FLGCLE", "menu", YES_NO),
+            ("closed", "FLGCLE", "yesno"),
             ("updated", "UPDDATTIM", "datetime"),
         ),
         computed={"open_amount": _open_amount},
@@ -329,6 +401,7 @@ def _load_source(name: str, spec: Node, base: Source | None) -> Source:
         partner=_load_partner(spec) if spec.has("partner") else (base.partner if base else None),
         where=spec.get("where", str, None),
         open_where=spec.get("open_where", str, base.open_where if base else None),
+        closed=base.closed if base else None,
         computed=base.computed if base else {},
         computed_kinds=base.computed_kinds if base else {},
     )
@@ -348,7 +421,7 @@ def _load_field(name: str, spec: Node) -> Field:
         menu[int(number)] = str(word)
     if kind == "menu" and not menu:
         raise spec.error("values", "a menu field needs its values, e.g. {1: no, 2: yes}")
-    field_ = Field(name, spec.get("code", str), kind, menu)
+    field_ = Field(name, spec.get("code", str), kind, menu or (YES_NO if kind == "yesno" else {}))
     spec.done()
     return field_
 
@@ -386,17 +459,57 @@ class Record:
         return self.source.partner.of(self.raw) if self.source.partner else None
 
 
+def exposure_fix(source: Source, code: str) -> tuple[str, str]:
+    """(what is missing, how to fix it) when X3 lacks a property `source` needs."""
+    field_ = next((f for f in source.fields.values() if f.code == code), None)
+    if field_ is not None:
+        what = f"{code} ({field_.name})"
+        fix = f"set sources.{source.name}.fields.{field_.name}.code to this site's name for it"
+    elif code == source.timestamp:
+        what, fix = f"{code} (the change stamp)", f"set sources.{source.name}.timestamp"
+    else:
+        what, fix = code, f"correct {code} in the rules or in sources.{source.name}"
+    fix += (
+        f", or point sources.{source.name}.representation at one that has it"
+        f" (`x3twilio x3 describe {source.x3_class}` lists what X3 exposes)"
+    )
+    return what, fix
+
+
+def not_exposed(source: Source, code: str, why: str = "") -> X3FieldError:
+    """The error `poll` stops with (exit 78); `check` says the same in its table."""
+    what, fix = exposure_fix(source, code)
+    return X3FieldError(
+        code,
+        f"source {source.name}: {source.x3_class} (representation "
+        f"{source.representation}.$query) does not expose {what}"
+        + (f"; {why}" if why else "")
+        + f". Fix: {fix}",
+    )
+
+
 def fields_for(source: Source, names: set[str] | None) -> tuple[Field, ...]:
     """The fields to decode for rules that read `names` (all of them when None)."""
     if names is None or not names.isdisjoint(source.computed):
         return tuple(source.fields.values())  # computed values need their inputs
+    if source.closed:
+        names = names | {source.closed[0]}
     return tuple(f for f in source.fields.values() if f.name in names)
+
+
+class Undecodable(ValueError):
+    """A record X3 sent that this source cannot read: which record, field and value."""
+
+    def __init__(self, key: str | None, code: str | None, value: Any, problem: str) -> None:
+        self.key, self.code, self.value, self.problem = key, code, value, problem
+        where = f"field {code}: " if code else ""
+        super().__init__(f"{key or '(no key)'}: {where}{problem}")
 
 
 def decode(
     source: Source, raw: Mapping[str, Any], fields: tuple[Field, ...] | None = None
 ) -> Record:
-    """Decode one raw X3 resource; ValueError names the field that is garbage.
+    """Decode one raw X3 resource; Undecodable names the record, field and value.
 
     `fields` (from fields_for) limits decoding to what the rules read: the rest of a
     record costs nothing on the hot path.
@@ -404,16 +517,18 @@ def decode(
     try:
         key = source.record_key(raw)
     except KeyError as exc:
-        raise ValueError(f"record without its key field {exc.args[0]}") from None
+        code = exc.args[0]
+        raise Undecodable(None, code, None, f"record without its key field {code}") from None
     stamp = raw.get(source.timestamp)
     if not isinstance(stamp, str):
-        raise ValueError(f"{key}: no {source.timestamp} timestamp")
+        raise Undecodable(key, source.timestamp, stamp, f"no {source.timestamp} timestamp")
     values: dict[str, Any] = {}
     for f in source.fields.values() if fields is None else fields:
+        value = raw.get(f.code)
         try:
-            values[f.name] = f.decode(raw.get(f.code))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{key}: field {f.code} ({f.name}): {exc}") from None
+            values[f.name] = f.decode(value)
+        except ValueError as exc:
+            raise Undecodable(key, f.code, value, f"({f.name}) {exc}") from None
     if fields is None or len(values) == len(source.fields):
         for name, compute in source.computed.items():
             values[name] = compute(values)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from x3twilio.config import X3Config
     from x3twilio.sources import Source
     from x3twilio.transport import Retrier
+    from x3twilio.x3.partners import PartnerRecord, PartnerShape
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,35 @@ class X3Client(Protocol):
         """Open records of `source` whose date field `code` is in [first, last]."""
         ...
 
-    def details(self, x3_class: str, key: str) -> dict[str, Any] | None:
-        """One supplier/customer with its addresses and contacts, or None."""
+    def details(
+        self, x3_class: str, key: str, representation: str | None = None
+    ) -> dict[str, Any] | None:
+        """One record with its children, or None when it does not exist."""
         ...
 
-    def keys(self, x3_class: str, key: str) -> Iterator[str]:
+    def partner(self, shape: PartnerShape, code: str) -> PartnerRecord | None:
+        """One supplier or customer with its addresses and contacts, or None."""
+        ...
+
+    def keys(self, x3_class: str, key: str, representation: str | None = None) -> Iterator[str]:
         """Every key of a class (suppliers, customers)."""
         ...
 
-    def find(self, x3_class: str, field: str, value: str) -> dict[str, Any] | None: ...
+    def find(
+        self, x3_class: str, field: str, value: str, representation: str | None = None
+    ) -> dict[str, Any] | None: ...
 
-    def edit(self, x3_class: str, key: str, changes: dict[str, Any]) -> dict[str, Any]: ...
+    def edit(
+        self,
+        x3_class: str,
+        key: str,
+        changes: dict[str, Any],
+        representation: str | None = None,
+    ) -> dict[str, Any]: ...
 
-    def create(self, x3_class: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self, x3_class: str, body: dict[str, Any], representation: str | None = None
+    ) -> dict[str, Any]:
         """One create, not retried (callers check first whether it exists)."""
         ...
 

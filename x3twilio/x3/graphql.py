@@ -25,6 +25,7 @@ from x3twilio.sources import Source, parse_stamp, stamp_literal
 from x3twilio.transport import Retrier, make_session, retry_after
 from x3twilio.x3 import Page
 from x3twilio.x3.auth import Auth, make_auth
+from x3twilio.x3.partners import Address, Contact, PartnerRecord, PartnerShape
 from x3twilio.x3.rest import _date_header, _json_body, _reason, _snippet, _try_json
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -96,7 +97,7 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
         TOTORD     taxExcludedTotalAmount       decimal
         TOTTAXAMT  totalTaxAmount               decimal
         TTVORD     taxIncludedTotalAmount       decimal
-        EXTRCPDAT  expectedReceiptDate          date
+        EXTRCPDAT1 expectedReceiptDate          date
         LINNBR     numberOfLines                int
         """
         + _AUDIT,
@@ -154,10 +155,11 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
     ),
     "GACCDUDATE": (
         "x3FinanceData.openItem",
-        "TYP NUM DUDLIG",
+        "TYP NUM LIG DUDLIG",
         """
         TYP        documentType.code
         NUM        documentNumber
+        LIG        lineNumber                   int
         DUDLIG     dueDateLine                  int
         BPR        businessPartner.code
         BPRTYP     businessPartnerType          enum 1=customer 2=supplier
@@ -658,13 +660,15 @@ class GraphQLClient:
         )
         return self.pages(node, node.props.values(), where, self._key_order(node))
 
-    def keys(self, x3_class: str, key: str) -> Iterator[str]:
+    def keys(self, x3_class: str, key: str, representation: str | None = None) -> Iterator[str]:
         """Every key of a class (suppliers, customers), page by page."""
         node = self.node(x3_class)
         for page in self.pages(node, [node.prop(key)], None, self._key_order(node)):
             yield from (str(row[key]) for row in page.resources if row.get(key))
 
-    def find(self, x3_class: str, field: str, value: str) -> dict[str, Any] | None:
+    def find(
+        self, x3_class: str, field: str, value: str, representation: str | None = None
+    ) -> dict[str, Any] | None:
         """The first record whose `field` equals `value`, if any."""
         node = self.node(x3_class)
         where = relaxed(nest(node.prop(field).path, {"_eq": value}))
@@ -680,7 +684,13 @@ class GraphQLClient:
             raise X3Error(f"{self.url} sends no Date header; cannot read X3's clock")
         return page.server_time
 
-    def details(self, x3_class: str, key: str) -> dict[str, Any] | None:
+    def partner(self, shape: PartnerShape, code: str) -> PartnerRecord | None:
+        body = self.details(shape.x3_class, code)
+        return None if body is None else _partner_record(shape.kind, code, body)
+
+    def details(
+        self, x3_class: str, key: str, representation: str | None = None
+    ) -> dict[str, Any] | None:
         """One record (with addresses and contacts for partners), or None if it does not exist."""
         node = self.node(x3_class)
         text = READ % {
@@ -695,13 +705,21 @@ class GraphQLClient:
 
     # -- writing -------------------------------------------------------------------------
 
-    def edit(self, x3_class: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+    def edit(
+        self,
+        x3_class: str,
+        key: str,
+        changes: dict[str, Any],
+        representation: str | None = None,
+    ) -> dict[str, Any]:
         """Update through the configured mutation (x3.mutations.update), as api1's $edit PUT."""
         node = self.node(x3_class)
         data = {"_id": key, **self._input(node, changes)}
         return self.retrier.call(self._write, node, self.config.mutations["update"], data)
 
-    def create(self, x3_class: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self, x3_class: str, body: dict[str, Any], representation: str | None = None
+    ) -> dict[str, Any]:
         """One create mutation, not retried: a lost answer may hide a created record,
         so callers retry only after checking whether it exists."""
         node = self.node(x3_class)
@@ -844,6 +862,31 @@ def _address(row: Mapping[str, Any], where: str) -> dict[str, Any]:
         WEB=_pad(emails, 5),
     )
     return out
+
+
+def _partner_record(kind: str, code: str, body: Mapping[str, Any]) -> PartnerRecord:
+    """A partner as this client decodes it (addresses and contacts as api1 rows)."""
+    addresses = tuple(
+        Address(
+            code=str(a.get("BPAADD") or ""),
+            default=a.get("BPAADDFLG") == 2 or a.get("BPAADD") == body.get("BPAADD"),
+            country=str(a.get("CRY") or "") or None,
+            phones=tuple(t for t in [a.get("MOB") or "", *a.get("TEL", [])] if t),
+            emails=tuple(t for t in a.get("WEB", []) if t),
+        )
+        for a in body.get("BPADDRESS", [])
+    )
+    contacts = tuple(
+        Contact(
+            code=str(c.get("CCNCRM") or ""),
+            default=c.get("CCNCRM") == body.get("CNTNAM"),
+            mobile=str(c.get("MOB") or ""),
+            phone=str(c.get("TEL") or ""),
+            email=str(c.get("WEB") or ""),
+        )
+        for c in body.get("CONTACT", [])
+    )
+    return PartnerRecord(kind, code, addresses=addresses, contacts=contacts)
 
 
 def _index(row: Mapping[str, Any]) -> int:

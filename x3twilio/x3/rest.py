@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 
 from x3twilio.config import X3Config
-from x3twilio.errors import X3Error
-from x3twilio.sources import Source, stamp_literal
+from x3twilio.errors import X3Error, X3FieldError
+from x3twilio.sources import Source, not_exposed, stamp_literal
 from x3twilio.transport import Retrier, retry_after
 from x3twilio.x3 import Page
+from x3twilio.x3.partners import PartnerRecord, PartnerShape
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+_CODE = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
 
 
 class RestClient:
@@ -39,6 +42,12 @@ class RestClient:
         )
         if where:
             url += f"&where={quote(where)}"
+        try:
+            yield from self._pages(url, prefetch)
+        except X3FieldError as exc:
+            raise not_exposed(source, exc.code, f"X3 says: {exc}") from None
+
+    def _pages(self, url: str, prefetch: bool) -> Iterator[Page]:
         visited = {url}
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="x3-page") as pool:
             fetch: Future[tuple[dict[str, Any], datetime | None]] | None = pool.submit(
@@ -70,18 +79,42 @@ class RestClient:
         where = f"({code} ge @{first.isoformat()}@) and ({code} le @{last.isoformat()}@)"
         return self.query(source, _and(_and(where, source.open_where), source.where))
 
-    def keys(self, x3_class: str, key: str) -> Iterator[str]:
+    def keys(self, x3_class: str, key: str, representation: str | None = None) -> Iterator[str]:
         """Every key of a class (suppliers, customers), page by page."""
-        listing = Source(x3_class, x3_class, x3_class, (key,), {})
+        listing = Source(x3_class, x3_class, representation or x3_class, (key,), {})
         for page in self.query(listing, None):
             yield from (str(row[key]) for row in page.resources if row.get(key))
 
-    def find(self, x3_class: str, field: str, value: str) -> dict[str, Any] | None:
+    def find(
+        self, x3_class: str, field: str, value: str, representation: str | None = None
+    ) -> dict[str, Any] | None:
         """The first record whose `field` equals `value`, if any."""
-        listing = Source(x3_class, x3_class, x3_class, (field,), {})
+        listing = Source(x3_class, x3_class, representation or x3_class, (field,), {})
         quoted = value.replace("'", "''")
         page = next(self.query(listing, f"({field} eq '{quoted}')", count=1, prefetch=False))
         return page.resources[0] if page.resources else None
+
+    def sample(self, x3_class: str, representation: str) -> dict[str, Any] | None:
+        """One record of a class's `$query`, as it comes (for discovery)."""
+        url = f"{self.base}/{x3_class}?representation={representation}.$query&count=1"
+        page = next(self._pages(url, prefetch=False))
+        return page.resources[0] if page.resources else None
+
+    def prototype(self, x3_class: str, representation: str, facet: str) -> dict[str, Any] | None:
+        """What a representation says it exposes (`$prototypes`), or None if not served."""
+        url = f"{self.base}/{x3_class}/$prototypes('{representation}.{facet}')"
+        try:
+            body, _ = self.retrier.call(self._get, url)
+        except X3Error as exc:
+            if exc.status in (400, 404, 405, 501):
+                return None
+            raise
+        properties = body.get("$properties")
+        return properties if isinstance(properties, dict) else None
+
+    def partner(self, shape: PartnerShape, code: str) -> PartnerRecord | None:
+        body = self.details(shape.x3_class, code, shape.representation)
+        return None if body is None else shape.read(code, body)
 
     def server_time(self, source: Source) -> datetime:
         """X3's clock (from a one-row query), which bounds this run's change window."""
@@ -90,9 +123,11 @@ class RestClient:
             raise X3Error(f"{self.config.url} sends no Date header; cannot read X3's clock")
         return page.server_time
 
-    def details(self, x3_class: str, key: str) -> dict[str, Any] | None:
+    def details(
+        self, x3_class: str, key: str, representation: str | None = None
+    ) -> dict[str, Any] | None:
         """One record's $details (children included), or None when X3 says it does not exist."""
-        url = self._record_url(x3_class, key, "$details")
+        url = self._record_url(x3_class, key, representation, "$details")
         try:
             body, _ = self.retrier.call(self._get, url)
         except X3Error as exc:
@@ -101,19 +136,28 @@ class RestClient:
             raise
         return body
 
-    def edit(self, x3_class: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+    def edit(
+        self,
+        x3_class: str,
+        key: str,
+        changes: dict[str, Any],
+        representation: str | None = None,
+    ) -> dict[str, Any]:
         """PUT only the changed properties through the $edit facet (api1 has no ETag)."""
-        url = self._record_url(x3_class, key, "$edit")
+        url = self._record_url(x3_class, key, representation, "$edit")
         return self.retrier.call(self._send, "PUT", url, changes)
 
-    def create(self, x3_class: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self, x3_class: str, body: dict[str, Any], representation: str | None = None
+    ) -> dict[str, Any]:
         """POST one $create, not retried here: a lost answer may hide a created record,
         so callers retry only after checking whether it exists."""
-        url = f"{self.base}/{x3_class}?representation={x3_class}.$create"
+        url = f"{self.base}/{x3_class}?representation={representation or x3_class}.$create"
         return self._send("POST", url, body)
 
-    def _record_url(self, x3_class: str, key: str, facet: str) -> str:
-        return f"{self.base}/{x3_class}('{quote(key, safe='~')}')?representation={x3_class}.{facet}"
+    def _record_url(self, x3_class: str, key: str, representation: str | None, facet: str) -> str:
+        rep = representation or x3_class
+        return f"{self.base}/{x3_class}('{quote(key, safe='~')}')?representation={rep}.{facet}"
 
     def _send(self, method: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
         return _json_body(self._request(method, url, json=body), url)
@@ -157,12 +201,40 @@ def _raise_for_status(response: requests.Response, url: str) -> None:
             status=401,
         )
     detail = _diagnoses(_try_json(response)) or _snippet(response)
+    _refuse_licence(detail, url, status)
+    unknown = _named_property(detail, url)
+    if unknown is not None:  # X3 answers 500 for an unknown property: a setup mistake
+        raise X3FieldError(unknown, detail)
     raise X3Error(
         f"HTTP {status} from {url}: {detail}",
         status=status,
         transient=status in _TRANSIENT_STATUS,
         retry_after=retry_after(response),
     )
+
+
+def _named_property(detail: str, url: str) -> str | None:
+    """The property of this request's `where`/`orderBy` that X3's diagnosis names, if any."""
+    params = parse_qs(urlsplit(url).query)
+    used = [
+        code
+        for name in ("where", "orderBy")
+        for text in params.get(name, [])
+        for code in _CODE.findall(re.sub(r"'[^']*'|@[^@]*@", "", text))
+    ]
+    return next((code for code in used if re.search(rf"\b{code}\b", detail)), None)
+
+
+def _refuse_licence(detail: str, url: str, status: int) -> None:
+    """X3 stops answering web services when the licence's daily data volume is used up."""
+    if re.search(r"licen[cs]e", detail, re.IGNORECASE):
+        raise X3Error(
+            f"X3's licence refuses web-service calls at {url} (HTTP {status}: {detail}). "
+            "The web-service data volume of the licence (WSSIZELIMIT, WSGRACELIMIT) is "
+            "probably used up: it resets with the licence period; ask the X3 administrator "
+            "to raise it, or poll less often (a longer cron interval, fewer sources)",
+            status=status,
+        )
 
 
 def _json_body(response: requests.Response, url: str) -> dict[str, Any]:
@@ -179,6 +251,7 @@ def _json_body(response: requests.Response, url: str) -> dict[str, Any]:
         )
     problem = _diagnoses(body)
     if problem:
+        _refuse_licence(problem, url, response.status_code)
         raise X3Error(f"X3 reported an error for {url}: {problem}", status=response.status_code)
     return body
 

@@ -1,0 +1,179 @@
+"""`check` against the customer's X3 (api1): is every field the configuration needs there?
+
+Per source, for the partner look-ups and for each note target, the fields that keys, the
+change stamp, rules, templates and recipients need are looked up in what X3 exposes
+(x3/discover.py): present with a kind this tool can read, or missing with the override
+to write. A rule on a raw code that X3 does not expose is a ✗ here, not a silent no-match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from x3twilio.config import Config, NoteTarget
+from x3twilio.doctor import Check
+from x3twilio.sources import Source, exposure_fix
+from x3twilio.x3.discover import COMPATIBLE, Describer, Exposed, Property, describe
+from x3twilio.x3.partners import PARTNER_KINDS, PartnerShape
+
+
+def site_checks(config: Config, client: Describer) -> list[Check]:
+    checks = [_source_check(config, s, client) for s in config.used_sources()]
+    kinds = _partner_kinds(config)
+    checks += [_partner_check(config.x3.partners[k], client) for k in kinds]
+    checks += [_note_check(config, t, client) for t in config.inbound.notes]
+    return checks
+
+
+def needed(config: Config, source: Source) -> Iterator[tuple[str, str | None, str]]:
+    """(X3 code, the kind the tool reads it as, why) for every field `source` needs."""
+    for code in source.key:
+        yield code, None, "key"
+    yield source.timestamp, "datetime", "change stamp"
+    if source.partner:
+        yield source.partner.field, "text", "recipient"
+        if source.partner.kind_field:
+            yield source.partner.kind_field, None, "recipient"
+    for rule in config.rules:
+        if rule.source != source.name:
+            continue
+        for name in sorted(rule.names()):
+            f = source.field_by_name(name)
+            if f is not None:
+                yield f.code, f.kind, f"rule {rule.name}"
+            elif name not in source.computed:
+                yield name, None, f"rule {rule.name}"  # a raw X3 code
+    if source.closed:
+        f = source.fields[source.closed[0]]
+        yield f.code, f.kind, "open or closed"
+
+
+def _source_check(config: Config, source: Source, client: Describer) -> Check:
+    exposed = describe(client, source.x3_class, source.representation, "$query")
+    name = f"X3 {source.name}"
+    where = f"{source.x3_class} ({source.representation}.$query, by {exposed.how})"
+    if not exposed.properties:
+        return Check(name, False, f"{where}: nothing to read", "check the class and representation")
+    problems: dict[str, tuple[str, str]] = {}
+    for code, kind, why in needed(config, source):
+        found = exposed.properties.get(code)
+        if found is None:
+            what, fix = exposure_fix(source, code)
+            problems.setdefault(code, (f"no {what} (needed as {why})", fix))
+        elif kind and not _reads(kind, found):
+            f = next((f for f in source.fields.values() if f.code == code), None)
+            fix = f"set sources.{source.name}.fields.{f.name if f else code}.type"
+            problems.setdefault(code, (f"{code} is {found.kind} here, read as {kind}", fix))
+    if not problems:
+        used = len({code for code, _, _ in needed(config, source)})
+        return Check(name, True, f"{where}: the {used} fields it needs are there")
+    detail = f"{where}: " + "; ".join(p for p, _ in problems.values())
+    return Check(name, False, detail, "; ".join(f for _, f in problems.values()), setup=True)
+
+
+def _reads(kind: str, found: Property) -> bool:
+    return found.kind == "?" or found.kind in COMPATIBLE.get(kind, {kind})
+
+
+def _partner_kinds(config: Config) -> list[str]:
+    """The kinds of partner that rules text or mail, or that replies come from."""
+    kinds: set[str] = set()
+    for rule in config.rules:
+        partner = config.sources[rule.source].partner
+        if partner and any(r.kind == "partner" for r in rule.recipients):
+            kinds |= {partner.kind} if partner.kind else set(PARTNER_KINDS)
+    if config.inbound.notes:
+        kinds |= set(PARTNER_KINDS)  # the phone book reads both to match a sender
+    return [k for k in PARTNER_KINDS if k in kinds]
+
+
+def _partner_check(shape: PartnerShape, client: Describer) -> Check:
+    exposed = describe(client, shape.x3_class, shape.representation, "$details")
+    name = f"X3 {shape.kind}s"
+    where = f"{shape.x3_class} ({shape.representation}.$details, by {exposed.how})"
+    missing, unknown = [], []
+    for role in shape.roles:
+        found = exposed.find(shape.path(role))
+        if found is False:
+            missing.append(role)
+        elif found is None:
+            unknown.append(role)
+    mobile_paths = ("contact_mobile", "phone_number")
+    if all(role in missing for role in mobile_paths):
+        return Check(
+            name,
+            False,
+            f"{where}: no mobile can be found: "
+            + ", ".join(f"{r} ({'.'.join(shape.path(r))})" for r in missing),
+            f"map them under x3.partners.{shape.kind}.fields "
+            f"(`x3twilio x3 describe {shape.x3_class} --facet '$details'` lists what X3 exposes)",
+            setup=True,
+        )
+    detail = f"{where}: mobiles from " + " and ".join(
+        r for r in mobile_paths if r not in missing
+    )
+    if missing:
+        detail += "; not exposed: " + ", ".join(missing)
+    if unknown:
+        detail += "; not seen in the sampled record: " + ", ".join(unknown)
+    return Check(name, True, detail)
+
+
+def _note_check(config: Config, target: NoteTarget, client: Describer) -> Check:
+    x3_class, representation = _target_class(config, target)
+    name = f"X3 notes on {target.on}"
+    if target.mode == "append":
+        exposed = describe(client, x3_class, representation, "$edit")
+        where = f"{x3_class} ({representation}.$edit, by {exposed.how})"
+        found = exposed.properties.get(target.text_field or "")
+        if found is None:
+            return Check(
+                name,
+                False,
+                f"{where} has no {target.text_field} to append replies to",
+                "give inbound.notes a representation that exposes a text field, or use "
+                "mode create with a class of your own",
+                setup=True,
+            )
+        if found.max_length and found.max_length < target.max_length:
+            return Check(
+                name,
+                False,
+                f"{where}: {target.text_field} holds {found.max_length} characters",
+                f"set max_length: {found.max_length}",
+                setup=True,
+            )
+        return Check(name, True, f"replies append to {where} {target.text_field}")
+    exposed = describe(client, x3_class, representation, "$query")
+    where = f"{x3_class} ({representation}, by {exposed.how})"
+    missing = [code for code in target.fields if code not in exposed.properties]
+    if exposed.how == "no record to sample":
+        return Check(name, True, f"{where}: empty, its fields cannot be checked until one exists")
+    if missing:
+        return Check(
+            name,
+            False,
+            f"{where} has no " + ", ".join(missing),
+            "correct inbound.notes fields",
+            setup=True,
+        )
+    return Check(name, True, f"replies create records of {where}")
+
+
+def _target_class(config: Config, target: NoteTarget) -> tuple[str, str]:
+    if target.on in config.sources:
+        source = config.sources[target.on]
+        base: tuple[str, str] = (source.x3_class, source.representation)
+    else:
+        shape = config.x3.partners["supplier" if target.on == "partner" else target.on]
+        base = (shape.x3_class, shape.representation)
+    x3_class = target.x3_class or base[0]
+    return x3_class, target.representation or (base[1] if x3_class == base[0] else x3_class)
+
+
+def describe_rows(exposed: Exposed) -> list[tuple[str, str, str]]:
+    """(name, kind, sample) for `x3 describe`."""
+    return [
+        (path, prop.kind, "" if prop.sample is None else repr(prop.sample)[:40])
+        for path, prop in exposed.walk()
+    ]
