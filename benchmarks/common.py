@@ -243,7 +243,7 @@ def add_purchase_orders(
     """
     template = next(p for p in x3sim.records("PORDER") if p["APPFLG"] == 3)
     template = {k: v for k, v in template.items() if k != "PORDERQ"}
-    template.update(BPSNUM="FR001", CLEFLG=1, RCPFLG=1, INVFLG=1, ORDREF="REF-BENCH")
+    template.update(BPSNUM="FR001", CLEFLG=False, RCPFLG=1, INVFLG=1, ORDREF="REF-BENCH")
     when = x3sim.now() - timedelta(minutes=5)
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     since = (when - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -38,9 +38,24 @@ def x3_clock() -> SimClock:
     return SimClock()
 
 
+# X3 API variants a module can run over (see `env`): how the CLI reads X3, and the
+# simulator switches of that variant. "rest-1/2": an older build sending Yes/No as 1/2.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "rest": ("rest", {}),
+    "graphql": ("graphql", {}),
+    "rest-1/2": ("rest", {"yes_no": "menu"}),
+}
+
+
 @pytest.fixture
-def x3_server(x3_clock: SimClock) -> Iterator[RunningServer]:
-    with serve(X3Simulator(clock=x3_clock)) as server:
+def x3_server(request: pytest.FixtureRequest, x3_clock: SimClock) -> Iterator[RunningServer]:
+    """The X3 simulator: a standard site, or a variant (the env parameter), or the switches
+    of a test's `@pytest.mark.x3(...)` (renamed fields, custom representations...)."""
+    callspec = getattr(request.node, "callspec", None)
+    variant = callspec.params.get("env", "rest") if callspec else "rest"
+    marker = request.node.get_closest_marker("x3")
+    switches = {**VARIANTS[variant][1], **(marker.kwargs if marker else {})}
+    with serve(X3Simulator(clock=x3_clock, **switches)) as server:
         yield server
 
 
@@ -133,6 +148,10 @@ class Env:
             records += [json.loads(line) for line in path.read_text().splitlines()]
         return records
 
+    def notes(self, partner: str) -> str:
+        """The replies X3 holds for a partner: the YSMSLOG records rules.example.yaml makes."""
+        return "\n".join(r["TEXT"] for r in self.x3.records("YSMSLOG") if r["BPNUM"] == partner)
+
     def watermarks(self) -> dict[str, Any]:
         path = self.state_dir / "watermarks.json"
         return json.loads(path.read_text()) if path.exists() else {}
@@ -146,9 +165,9 @@ def env(
     x3_server: RunningServer,
     twilio_server: RunningServer,
 ) -> Env:
-    """REST api1 by default; a module runs its tests over both X3 APIs with
+    """REST api1 by default; a module runs its tests over X3 APIs and site variants with
     `pytestmark = pytest.mark.parametrize("env", ["rest", "graphql"], indirect=True)`."""
-    api = getattr(request, "param", "rest")
+    api = VARIANTS[getattr(request, "param", "rest")][0]
     environment = Env(tmp_path, x3_server, twilio_server, api=api, x3_clock=x3_clock)
     environment.configure()
     return environment

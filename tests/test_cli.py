@@ -103,8 +103,9 @@ def test_demo_runs_the_whole_loop(tmp_path, api):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Twilio accepted" in out and "1 call(s)" in out and "SendGrid accepted 1 email" in out
-    assert "FR001 BPSREM: " in out and "SMS from +33612345678 re POFR" in out
-    assert "GB001 BPSREM: " in out and "Voicemail from +447911123456" in out
+    assert "default contact's mobile (+33698765432)" in out  # BPSBPRCNT's CNTMOB
+    assert "FR001 re POFR" in out and "SMS from +33698765432 re POFR" in out
+    assert "GB001 re " in out and "Voicemail from +447911123456" in out
     assert "notification.status" in out and "inbound.logged 2" in out
 
 

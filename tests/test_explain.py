@@ -11,7 +11,7 @@ def test_explain_shows_each_condition_and_the_outbox_story(env):
     sent = next(
         p
         for p in env.x3.records("PORDER")
-        if p["BPSNUM"] == "FR001" and p["APPFLG"] == 3 and p["CLEFLG"] == 1
+        if p["BPSNUM"] == "FR001" and p["APPFLG"] == 3 and p["CLEFLG"] is False
     )
     lines = env.run("explain", "purchase_orders", sent["POHNUM"]).stdout.splitlines()
     assert lines[0].startswith(f"purchase_orders {sent['POHNUM']} (changed ")

@@ -36,7 +36,7 @@ def trial(tmp_path: Path) -> Iterator[Env]:
     template = next(p for p in x3.records("PORDER") if p["BPSNUM"] == "FR001")
     x3.add_records(
         "PORDER",
-        [{**template, "POHNUM": f"POBULK{i:03d}", "APPFLG": 3, "CLEFLG": 1} for i in range(30)],
+        [{**template, "POHNUM": f"POBULK{i:03d}", "APPFLG": 3, "CLEFLG": False} for i in range(30)],
     )
     x3.latency_ms, twilio.latency_ms = 2, 15
     with serve(x3) as x3_server, serve(twilio) as twilio_server:
@@ -52,7 +52,7 @@ def expected_orders(env: Env) -> set[str]:
     return {
         p["POHNUM"]
         for p in env.x3.records("PORDER")
-        if p["APPFLG"] == 3 and p["CLEFLG"] == 1 and p["BPSNUM"] not in UNSENDABLE
+        if p["APPFLG"] == 3 and p["CLEFLG"] is False and p["BPSNUM"] not in UNSENDABLE
     }
 
 

@@ -12,7 +12,7 @@ from tests.conftest import Env
 from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order, edit
 from x3twilio.signature import compute_signature
 
-pytestmark = pytest.mark.parametrize("env", ["rest", "graphql"], indirect=True)
+pytestmark = pytest.mark.parametrize("env", ["rest", "graphql", "rest-1/2"], indirect=True)
 FR001_MOBILE = "+33612345678"  # "06 12 34 56 78" on FR001's address, country FR
 
 
@@ -43,7 +43,7 @@ def post(url: str, params: dict, signature: str, **headers: str) -> requests.Res
 
 
 def notes_of(env: Env, supplier: str = "FR001") -> str:
-    return env.x3.get("BPSUPPLIER", supplier)["BPSREM"]
+    return env.notes(supplier)
 
 
 # -- the shim ------------------------------------------------------------------------------

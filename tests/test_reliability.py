@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order, edit
+from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order, edit, set_mobile
 
 MESSAGES = "POST /2010-04-01/Accounts/"
 
@@ -62,7 +62,8 @@ def test_replay_sends_a_fixed_number_and_never_resends_what_twilio_has(env):
     env.configure(rules=ONLY_PO_APPROVED)
     env.run("poll")
     po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "US005")
-    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3, "CLEFLG": 1})
+    set_mobile(env, "US005", "+1 500-555-0001")  # Twilio's magic invalid To
+    edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3, "CLEFLG": False})
     env.next_second()
     env.run("poll", expect=1)  # +1 500-555-0001: 21211, permanent
     assert env.twilio.messages == []
@@ -73,9 +74,7 @@ def test_replay_sends_a_fixed_number_and_never_resends_what_twilio_has(env):
     dry = env.run("replay", "--dry-run", "--include-permanent").stdout
     assert failed["id"] in dry
 
-    supplier = env.x3.get("BPSUPPLIER", "US005")
-    supplier["BPADDRESS"][0]["MOB"] = "(415) 555-0142"  # fixed in X3
-    edit(env, "BPSUPPLIER", "US005", {"BPADDRESS": supplier["BPADDRESS"]})
+    set_mobile(env, "US005", "(415) 555-0142")  # fixed in X3
     env.run("replay", "--include-permanent")
     (message,) = env.twilio.messages
     assert message["to"] == "+14155550142" and po["POHNUM"] in message["body"]
@@ -90,17 +89,20 @@ def test_replay_sends_a_fixed_number_and_never_resends_what_twilio_has(env):
 def test_replay_reprocesses_a_failed_inbound_item(env, shim):
     env.configure(
         inbound={
-            "note": {
-                "mode": "create",
-                "class": "NOSUCHCLASS",
-                "fields": {"MSGSID": "{sid}", "TEXT": "{text}"},
-            }
+            "notes": [
+                {
+                    "about": "partner",
+                    "mode": "create",
+                    "class": "NOSUCHCLASS",
+                    "fields": {"MSGSID": "{sid}", "TEXT": "{text}"},
+                }
+            ]
         }
     )
     env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", "+33612345678", "PO42 ok")
     env.run("ingest", expect=1)  # X3 refuses the class: kept in failed/ for a person
     assert len(list((env.state_dir / "inbox" / "failed").iterdir())) == 1
-    env.configure()  # fixed: notes on the supplier
+    env.configure()  # fixed: the example's target
     env.run("replay")
-    assert "re PO42: PO42 ok" in env.x3.get("BPSUPPLIER", "FR001")["BPSREM"]
+    assert "re PO42: PO42 ok" in env.notes("FR001")
     assert not list((env.state_dir / "inbox" / "failed").iterdir())

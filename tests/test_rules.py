@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -20,12 +21,12 @@ PO = {
     "CPY": "FR10",
     "CUR": "EUR",
     "APPFLG": 3,
-    "CLEFLG": 1,
+    "CLEFLG": False,  # Yes/No fields are JSON booleans (X3_REALITY.md §2, R20)
     "RCPFLG": 1,
     "INVFLG": 1,
     "TOTORD": 1250.5,
     "TTVORD": 1500.6,
-    "EXTRCPDAT": "2026-12-04",
+    "EXTRCPDAT1": "2026-12-04",
     "UPDDATTIM": "2026-11-26T09:14:07Z",
 }
 
@@ -51,9 +52,44 @@ def test_decoding_maps_codes_to_friendly_typed_values():
     assert record.partner == ("supplier", "FR001")
 
 
-def test_garbage_field_names_the_record_and_the_field():
-    with pytest.raises(ValueError, match=r"POFR0110113: field EXTRCPDAT \(expected_date\)"):
-        decode(BUILTIN["purchase_orders"], {**PO, "EXTRCPDAT": "next week"})
+def test_garbage_field_names_the_record_the_field_and_the_value():
+    with pytest.raises(ValueError, match=r"POFR0110113: field EXTRCPDAT1: \(expected_date\) "):
+        decode(BUILTIN["purchase_orders"], {**PO, "EXTRCPDAT1": "next week"})
+
+
+@pytest.mark.parametrize(
+    ("code", "value"),
+    [("CLEFLG", "no"), ("CLEFLG", 3), ("APPFLG", True), ("TOTORD", "lots"), ("TOTORD", False),
+     ("ORDDAT", 20261120), ("POHFCY", {"$title": "x"})],
+)  # fmt: skip
+def test_a_value_of_the_wrong_kind_is_refused_with_its_value(code, value):
+    with pytest.raises(ValueError, match=rf"field {code}: .*got {re.escape(repr(value))}"):
+        decode(BUILTIN["purchase_orders"], {**PO, "POHFCY": "FR011", code: value})
+
+
+@pytest.mark.parametrize(("raw", "word"), [(False, "no"), (True, "yes"), (1, "no"), (2, "yes")])
+def test_yes_no_fields_read_booleans_and_the_older_1_2(raw, word):
+    record = decode(BUILTIN["purchase_orders"], {**PO, "CLEFLG": raw})
+    assert record.value("closed") == word
+    assert rule(when={"closed": False}).matches(record, date(2026, 12, 1)) == (word == "no")
+
+
+def test_an_empty_date_reads_as_none():
+    assert (
+        decode(BUILTIN["purchase_orders"], {**PO, "EXTRCPDAT1": "0000-00-00"}).value(
+            "expected_date"
+        )
+        is None
+    )
+
+
+def test_order_lines_are_a_source_of_their_own_keyed_by_line_and_sequence():
+    line = {"POHNUM": "PO1", "POPLIN": 1000, "POQSEQ": 1, "BPSNUM": "FR001", "LINSTA": 3,
+            "EXTRCPDAT": "2026-12-01", "UPDDATTIM": "2026-11-26T09:14:07Z"}  # fmt: skip
+    record = decode(BUILTIN["purchase_order_lines"], line)
+    assert record.key == "PO1~1000~1" and record.partner == ("supplier", "FR001")
+    assert record.value("expected_date") == date(2026, 12, 1)
+    assert BUILTIN["purchase_order_lines"].is_closed(record)
 
 
 def test_open_item_open_amount_is_computed_and_partner_kind_comes_from_the_type():
@@ -62,17 +98,18 @@ def test_open_item_open_amount_is_computed_and_partner_kind_comes_from_the_type(
         {
             "TYP": "PISU",
             "NUM": "PI1",
+            "LIG": 2,
             "DUDLIG": 1,
             "BPR": "C1",
             "BPRTYP": 1,
             "DUDDAT": "2026-11-28",
             "AMTCUR": 100,
             "PAYCUR": 40.5,
-            "FLGCLE": 1,
+            "FLGCLE": False,
             "UPDDATTIM": "2026-11-26T09:14:07Z",
         },
     )
-    assert record.key == "PISU~PI1~1"
+    assert record.key == "PISU~PI1~2~1"  # the document line is part of the key
     assert record.value("open_amount") == Decimal("59.5")
     assert record.partner == ("customer", "C1")
 

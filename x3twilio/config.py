@@ -119,9 +119,10 @@ NOTE_MODES = ("append", "create")
 class NoteTarget:
     """One place in X3 where a reply is written (inbound.notes).
 
-    `on` is whom or what the reply is about: supplier, customer or partner (either), or a
-    source name (the document the reply references). `append` adds a line to a text field
-    through `$edit`; `create` makes a record of a user class (`fields`, one of them {sid}).
+    `on` (`about:` in the file) is whom or what the reply is about: supplier, customer,
+    partner (either), or a source name (the document the reply references). `append` adds
+    a line to a text field through `$edit`; `create` makes a record of a user class
+    (`fields`, one of them {sid}).
     """
 
     on: str
@@ -485,10 +486,10 @@ def _load_notes(node: Node, sources: Mapping[str, Source]) -> tuple[NoteTarget, 
 
 
 def _load_note(node: Node, sources: Mapping[str, Source]) -> NoteTarget:
-    on = node.get("on", str)
+    on = node.get("about", str)
     if on not in (*PARTNER_KINDS, "partner") and on not in sources:
         known = ", ".join(["supplier", "customer", "partner", *sorted(sources)])
-        raise node.error("on", f"expected whom or what the reply is about: one of {known}")
+        raise node.error("about", f"expected whom or what the reply is about: one of {known}")
     mode = node.get("mode", str)
     if mode not in NOTE_MODES:
         raise node.error("mode", "expected append (a line in a text field) or create (a record)")

@@ -172,8 +172,9 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
 
         echo("\n5. Handsets report delivery; the supplier answers by SMS, another by voicemail.")
         twsim.deliver_callbacks(shuffle=True, duplicate=True)
+        texted = next(m["to"] for m in twsim.messages if order in m["body"])
         twsim.send_incoming_sms(
-            f"{shim.url}/twilio/sms", "+33612345678", f"{order} bien reçu, livraison confirmée"
+            f"{shim.url}/twilio/sms", texted, f"{order} bien reçu, livraison confirmée"
         )
         twsim.place_incoming_call(
             f"{shim.url}/twilio/voice",
@@ -182,9 +183,13 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
         )
         echo("   " + _counts(Ingester(config).run().counts, ("status", "logged", "failed")))
 
-        echo("\nNotes now on the suppliers in X3:")
-        for supplier in ("FR001", "GB001"):
-            echo(f"   {supplier} BPSREM: {x3sim.get('BPSUPPLIER', supplier)['BPSREM']}")
+        echo(
+            f"\n   FR001 was texted at its default contact's mobile ({texted}), found in X3's"
+            "\n   contact list of the supplier; GB001's voicemail matched a phone of its address."
+        )
+        echo("\nReplies logged in X3 (YSMSLOG: the partner, the order it is about, the text):")
+        for log in x3sim.records("YSMSLOG"):
+            echo(f"   {log['BPNUM']} re {log['DOCNUM'] or '-'}: {log['TEXT']}")
         echo("\nAudit trail: " + _audit_summary(config.state_dir))
 
 
@@ -234,6 +239,7 @@ def _book_a_large_invoice_due_today(x3: RunningServer) -> str:
     body = {
         "TYP": "PISU",
         "NUM": "PIGB0119999",
+        "LIG": 1,
         "DUDLIG": 1,
         "BPR": "GB001",
         "BPRTYP": 2,
@@ -245,7 +251,7 @@ def _book_a_large_invoice_due_today(x3: RunningServer) -> str:
         "DUDDAT": sim.now().date().isoformat(),
         "AMTCUR": 12480.0,
         "PAYCUR": 0.0,
-        "FLGCLE": 1,
+        "FLGCLE": False,
     }
     url = f"{base}/GACCDUDATE?representation=GACCDUDATE.$create"
     session.post(url, json=body, timeout=5).raise_for_status()

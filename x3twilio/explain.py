@@ -5,7 +5,7 @@ from __future__ import annotations
 from x3twilio.config import Config
 from x3twilio.errors import X3Error
 from x3twilio.outbox import Outbox
-from x3twilio.sources import decode
+from x3twilio.sources import decode, stamped
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
 
@@ -14,10 +14,10 @@ def explain(config: Config, source_name: str, key: str) -> list[str]:
     """Lines of plain text: the record, each rule's verdict with reasons, the outbox's story."""
     source = config.sources[source_name]
     client = make_client(config.x3, make_session(), Retrier(config.retry))
-    raw = client.details(source.x3_class, key)
+    raw = client.details(source.x3_class, key, source.representation)
     if raw is None:
         raise X3Error(f"{source.x3_class} {key} does not exist")
-    record = decode(source, raw)
+    record = decode(source, stamped(source, raw))
     today = client.server_time(source).date()
     lines = [f"{source.name} {record.key} (changed {record.stamp})"]
     lines += [f"  {name} = {value!r}" for name, value in record.values.items()]

@@ -14,12 +14,11 @@ from x3twilio.config import Config
 from x3twilio.errors import ExitCode, RemoteError
 from x3twilio.outbox import Notification, Outbox, notification_id
 from x3twilio.phones import to_e164
-from x3twilio.rules import Recipient, Rule, fits
+from x3twilio.rules import Recipient, Rule, fits, needed
 from x3twilio.segments import segment_info
 from x3twilio.senders import make_senders
 from x3twilio.sending import MAX_BODY, Dispatcher, audit_fields
 from x3twilio.sources import (
-    Field,
     Record,
     Source,
     Undecodable,
@@ -28,6 +27,7 @@ from x3twilio.sources import (
     not_exposed,
     parse_stamp,
     stamp_literal,
+    stamped,
 )
 from x3twilio.state import Watermarks, run_lock
 from x3twilio.transport import Retrier, make_session
@@ -80,6 +80,10 @@ class Poller:
             reads.setdefault(rule.source, set()).update(rule.names())
         self._fields = {
             name: fields_for(config.sources[name], used) for name, used in reads.items()
+        }
+        self._needed = {  # what X3's rows must carry: checked on each page's first row
+            s.name: tuple(dict.fromkeys(code for code, _, _ in needed(s, config.rules)))
+            for s in self.sources
         }
 
     def run(self) -> RunReport:
@@ -204,7 +208,7 @@ class Poller:
         fields = self._fields[source.name]
         for page in pages:
             if page.resources:
-                _check_exposed(source, fields, page.resources[0])
+                _check_exposed(source, self._needed[source.name], page.resources[0])
             records = []
             for raw in page.resources:
                 try:
@@ -332,7 +336,8 @@ class Poller:
         )
         if rule is None or source is None or raw is None:
             return [n]  # cannot re-read it: retry as it was
-        fresh = [m for m in self._decide([rule], decode(source, raw)) if m.status == "pending"]
+        record = decode(source, stamped(source, raw))
+        fresh = [m for m in self._decide([rule], record) if m.status == "pending"]
         if not fresh or any(m.id == n.id for m in fresh):
             return [n]  # same recipient (or none valid yet): retry this one
         self.outbox.mark_skipped(n, "replaced", iso_ms(self.clock()))
@@ -347,10 +352,10 @@ class Poller:
         self.audit.write(event, **audit_fields(n, event, **extra))
 
 
-def _check_exposed(source: Source, fields: tuple[Field, ...], row: dict[str, Any]) -> None:
+def _check_exposed(source: Source, codes: tuple[str, ...], row: dict[str, Any]) -> None:
     """A field the rules read that X3's rows do not carry at all is a setup mistake: say
     so (exit 78) rather than decide on missing values."""
-    for code in (*source.key, source.timestamp, *(f.code for f in fields)):
+    for code in codes:
         if code not in row:
             raise not_exposed(source, code)
 

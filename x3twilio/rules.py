@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -101,6 +101,34 @@ class Rule:
         if self.due and not self.due.holds(record, today):
             return False
         return all(c.holds(record) for c in self.conditions)
+
+
+def needed(source: Source, rules: Iterable[Rule]) -> Iterator[tuple[str, str | None, str]]:
+    """(X3 code, the kind it is read as or None, why) for every field `source` needs from X3:
+    its key and change stamp, its partner, and what its rules and templates read."""
+    for code in source.key:
+        yield code, None, "key"
+    yield source.timestamp, "datetime", "change stamp"
+    if source.partner:
+        yield source.partner.field, "text", "recipient"
+        if source.partner.kind_field:
+            yield source.partner.kind_field, None, "recipient"
+    if source.closed:
+        closed = source.fields[source.closed[0]]
+        yield closed.code, closed.kind, "open or closed"
+    for rule in rules:
+        if rule.source != source.name:
+            continue
+        why = f"rule {rule.name}"
+        for name in sorted(rule.names()):
+            declared = source.field_by_name(name)
+            if declared is not None:
+                yield declared.code, declared.kind, why
+            elif name in source.computed:
+                inputs = (source.fields[n] for n in source.computed_from.get(name, ()))
+                yield from ((f.code, f.kind, why) for f in inputs)
+            else:
+                yield name, None, why  # a raw X3 code
 
 
 def load_rules(
@@ -245,7 +273,7 @@ def _coerce_operand(op: str, literal: Any, kind: str, field: Any) -> Any:
 
 def _coerce(literal: Any, kind: str, field: Any) -> Any:
     """Turn a YAML literal into the type the decoded field has."""
-    if kind == "menu":
+    if kind in ("menu", "yesno"):
         words = set(field.menu.values())
         if isinstance(literal, bool):  # YAML reads a bare no/yes as a boolean
             literal = "yes" if literal else "no"

@@ -8,10 +8,9 @@ to write. A rule on a raw code that X3 does not expose is a ✗ here, not a sile
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from x3twilio.config import Config, NoteTarget
 from x3twilio.doctor import Check
+from x3twilio.rules import needed
 from x3twilio.sources import Source, exposure_fix
 from x3twilio.x3.discover import COMPATIBLE, Describer, Exposed, Property, describe
 from x3twilio.x3.partners import PARTNER_KINDS, PartnerShape
@@ -25,29 +24,6 @@ def site_checks(config: Config, client: Describer) -> list[Check]:
     return checks
 
 
-def needed(config: Config, source: Source) -> Iterator[tuple[str, str | None, str]]:
-    """(X3 code, the kind the tool reads it as, why) for every field `source` needs."""
-    for code in source.key:
-        yield code, None, "key"
-    yield source.timestamp, "datetime", "change stamp"
-    if source.partner:
-        yield source.partner.field, "text", "recipient"
-        if source.partner.kind_field:
-            yield source.partner.kind_field, None, "recipient"
-    for rule in config.rules:
-        if rule.source != source.name:
-            continue
-        for name in sorted(rule.names()):
-            f = source.field_by_name(name)
-            if f is not None:
-                yield f.code, f.kind, f"rule {rule.name}"
-            elif name not in source.computed:
-                yield name, None, f"rule {rule.name}"  # a raw X3 code
-    if source.closed:
-        f = source.fields[source.closed[0]]
-        yield f.code, f.kind, "open or closed"
-
-
 def _source_check(config: Config, source: Source, client: Describer) -> Check:
     exposed = describe(client, source.x3_class, source.representation, "$query")
     name = f"X3 {source.name}"
@@ -55,17 +31,17 @@ def _source_check(config: Config, source: Source, client: Describer) -> Check:
     if not exposed.properties:
         return Check(name, False, f"{where}: nothing to read", "check the class and representation")
     problems: dict[str, tuple[str, str]] = {}
-    for code, kind, why in needed(config, source):
+    for code, kind, why in needed(source, config.rules):
         found = exposed.properties.get(code)
         if found is None:
             what, fix = exposure_fix(source, code)
-            problems.setdefault(code, (f"no {what} (needed as {why})", fix))
+            problems.setdefault(code, (f"does not expose {what} (needed by {why})", fix))
         elif kind and not _reads(kind, found):
             f = next((f for f in source.fields.values() if f.code == code), None)
             fix = f"set sources.{source.name}.fields.{f.name if f else code}.type"
             problems.setdefault(code, (f"{code} is {found.kind} here, read as {kind}", fix))
     if not problems:
-        used = len({code for code, _, _ in needed(config, source)})
+        used = len({code for code, _, _ in needed(source, config.rules)})
         return Check(name, True, f"{where}: the {used} fields it needs are there")
     detail = f"{where}: " + "; ".join(p for p, _ in problems.values())
     return Check(name, False, detail, "; ".join(f for _, f in problems.values()), setup=True)

@@ -166,6 +166,7 @@ class Source:
     closed: tuple[str, str] | None = None
     computed: Mapping[str, Callable[[Mapping[str, Any]], Any]] = field(default_factory=dict)
     computed_kinds: Mapping[str, str] = field(default_factory=dict)
+    computed_from: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # inputs
 
     def names(self) -> set[str]:
         """Every name a rule or template may use: friendly names and raw codes."""
@@ -339,6 +340,7 @@ BUILTIN: dict[str, Source] = {
         ),
         computed={"open_amount": _open_amount},
         computed_kinds={"open_amount": "decimal"},
+        computed_from={"open_amount": ("amount", "paid")},
     ),
     "payments": Source(
         name="payments",
@@ -404,6 +406,7 @@ def _load_source(name: str, spec: Node, base: Source | None) -> Source:
         closed=base.closed if base else None,
         computed=base.computed if base else {},
         computed_kinds=base.computed_kinds if base else {},
+        computed_from=base.computed_from if base else {},
     )
     spec.get("enabled", bool, True)  # accepted for symmetry; sources run when a rule uses them
     spec.done()
@@ -495,6 +498,14 @@ def fields_for(source: Source, names: set[str] | None) -> tuple[Field, ...]:
     if source.closed:
         names = names | {source.closed[0]}
     return tuple(f for f in source.fields.values() if f.name in names)
+
+
+def stamped(source: Source, details: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A `$details` answer with its change stamp: it may carry only `$etag` (captured
+    $details do), which is the same UTC update stamp."""
+    if source.timestamp in details or "$etag" not in details:
+        return details
+    return {**details, source.timestamp: details["$etag"]}
 
 
 class Undecodable(ValueError):

@@ -17,6 +17,7 @@ SAMPLES: dict[str, Any] = {
     "date": date(2026, 1, 31),
     "datetime": datetime(2026, 1, 31, 9, 30, tzinfo=UTC),
     "menu": "approved",
+    "yesno": "no",
     "raw": "X",
 }
 
