@@ -81,7 +81,7 @@ PAGE = """query($first: Int!, $after: String, $filter: String, $orderBy: String)
 def test_a_query_pages_by_cursor_and_shows_api1_data_in_graphql_shapes(server):
     x3 = sim(server)
     approved = sorted(
-        p["POHNUM"] for p in x3.records("PORDER") if p["APPFLG"] == 3 and p["CLEFLG"] == 1
+        p["POHNUM"] for p in x3.records("PORDER") if p["APPFLG"] == 3 and p["CLEFLG"] is False
     )
     variables = {
         "first": 4,

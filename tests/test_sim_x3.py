@@ -1,11 +1,18 @@
-"""The Sage X3 api1 simulator, over real HTTP on loopback."""
+"""The Sage X3 api1 simulator, over real HTTP on loopback.
+
+The default shapes are checked against a payload captured from a real X3 folder
+(tests/fixtures/x3/); every switch for what sites do differently is checked both ways.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +27,8 @@ from x3twilio.simulators.x3data import build_dataset, stamp
 START = datetime(2026, 11, 26, 9, 14, 7, 250_000, tzinfo=UTC)
 AUTH = ("admin", "admin-secret")
 TODAY = START.date().isoformat()
+FIXTURES = Path(__file__).parent / "fixtures" / "x3"
+DUE_TODAY = ["POFR0110119", "POFR0110123", "POFR0110128", "POGB0110119", "POUS0110118"]
 
 
 class Clock:
@@ -86,12 +95,47 @@ def api(server: RunningServer) -> str:
     return f"{server.url}/api1/x3/erp/SEED/"
 
 
-def query(http: requests.Session, api: str, cls: str, **params: Any) -> requests.Response:
-    return http.get(api + cls, params={"representation": f"{cls}.$query", **params})
+Site = Callable[..., tuple[str, X3Simulator]]
 
 
-def details(http: requests.Session, api: str, cls: str, key: str, facet: str = "$details") -> Any:
-    return http.get(f"{api}{cls}('{quote(key)}')", params={"representation": f"{cls}.{facet}"})
+@pytest.fixture
+def site(served: tuple[RunningServer, Current], clock: Clock) -> Site:
+    """Plug a simulator with these switches into the module's server: (api URL, simulator)."""
+
+    def plug(**switches: Any) -> tuple[str, X3Simulator]:
+        running, current = served
+        current.app = X3Simulator(clock=clock, **switches)
+        return f"{running.url}/api1/x3/erp/SEED/", current.app
+
+    return plug
+
+
+def query(
+    http: requests.Session, api: str, cls: str, rep: str = "", **params: Any
+) -> requests.Response:
+    return http.get(api + cls, params={"representation": f"{rep or cls}.$query", **params})
+
+
+def details(
+    http: requests.Session, api: str, cls: str, key: str, facet: str = "$details", rep: str = ""
+) -> Any:
+    url = f"{api}{cls}('{quote(key)}')"
+    return http.get(url, params={"representation": f"{rep or cls}.{facet}"})
+
+
+def edit(
+    http: requests.Session, api: str, cls: str, key: str, body: Any, rep: str = ""
+) -> requests.Response:
+    url = f"{api}{cls}('{quote(key)}')?representation={rep or cls}.$edit"
+    return http.put(url, json=body)
+
+
+def prototype(http: requests.Session, api: str, cls: str, rep_facet: str) -> requests.Response:
+    return http.get(f"{api}{cls}/$prototypes('{rep_facet}')")
+
+
+def message(response: requests.Response) -> str:
+    return str(response.json()["$diagnoses"][0]["$message"])
 
 
 def all_keys(http: requests.Session, api: str, cls: str, **params: Any) -> list[str]:
@@ -216,7 +260,9 @@ WHERES: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
     ("BPSNUM like 'US%'", lambda r: r["BPSNUM"].startswith("US")),
     ("not (APPFLG eq 3)", lambda r: r["APPFLG"] != 3),
     ("BPSNUM eq 'FR001' or APPFLG ne 3", lambda r: r["BPSNUM"] == "FR001" or r["APPFLG"] != 3),
-    (f"EXTRCPDAT eq @{TODAY}@", lambda r: r["EXTRCPDAT"] == TODAY),
+    (f"EXTRCPDAT1 eq @{TODAY}@", lambda r: r["EXTRCPDAT1"] == TODAY),
+    ("CLEFLG eq true", lambda r: r["CLEFLG"] is True),
+    ("CLEFLG ne true and APPFLG eq 3", lambda r: not r["CLEFLG"] and r["APPFLG"] == 3),
     (f"ORDDAT gt @{TODAY}@", lambda r: False),
 ]
 
@@ -241,14 +287,21 @@ def test_where_should_escape_quotes_by_doubling_them(
     assert keys == ["FR009"]
 
 
-@pytest.mark.parametrize("params", [{"where": "UPDDATTIMX ge @2026-01-01@"}, {"orderBy": "XYZ"}])
-def test_unknown_property_should_fail_with_500_and_diagnoses(
-    http: requests.Session, api: str, params: dict[str, str]
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"where": "UPDDATTIMX ge @2026-01-01@"}, "UPDDATTIMX"),
+        ({"orderBy": "XYZ"}, "XYZ"),
+        ({"where": f"EXTRCPDAT eq @{TODAY}@"}, "EXTRCPDAT"),  # a line field, not the header's
+        ({"orderBy": "ORDDAT desc, PORDERQ"}, "PORDERQ"),  # a child list is no query property
+    ],
+)
+def test_unknown_property_should_fail_with_500_naming_it(
+    http: requests.Session, api: str, params: dict[str, str], name: str
 ) -> None:
     response = query(http, api, "PORDER", **params)
     assert response.status_code == 500
-    message = response.json()["$diagnoses"][0]["$message"]
-    assert message.startswith("Property ") and message.endswith(" not found in class PORDER")
+    assert message(response) == f"Property {name} not found in class PORDER"
 
 
 @pytest.mark.parametrize(
@@ -275,20 +328,103 @@ def test_order_by_should_accept_both_separators(
 # ---------------------------------------------------------------- details, edit, create
 
 
-def test_details_should_embed_children_each_with_a_uuid(
+def test_partner_details_should_embed_addresses_phone_slots_and_contacts(
     http: requests.Session, api: str, sim: X3Simulator
 ) -> None:
-    body = details(http, api, "BPSUPPLIER", "FR001").json()
-    assert body["$etag"] == body["UPDDATTIM"] == sim.get("BPSUPPLIER", "FR001")["UPDDATTIM"]
-    address = body["BPADDRESS"][0]
-    assert address["$uuid"] and body["CONTACT"][0]["$uuid"]
-    assert address["TEL"] == ["04 72 10 20 30", "", "", "", ""]
-    assert address["MOB"] == "06 12 34 56 78" and len(address["BPAADDLIG"]) == 3
+    body = details(http, api, "BPSUPPLIER", "FR002").json()
+    stored = sim.get("BPSUPPLIER", "FR002")
+    assert body["$etag"] == stored["UPDDATTIM"] and body["$uuid"]
+    assert not {"BPSREM", "UPDDATTIM", "CREDATTIM", "CREUSR", "UPDUSR", "BPADDRESS"} & set(body)
+    assert (body["LAN"], body["CRY"], body["ENAFLG"]) == ("FRA", "FR", True)
+    main, depot = body["BPSBPRBPA"]
+    assert main["$uuid"] != depot["$uuid"] and main["BPADEFFLG"] is True
+    assert (depot["BPR_BPA_BPAADD"], depot["BPADEFFLG"], depot["BPS_BPA_CRY"]) == (
+        "DEPOT",
+        False,
+        "FR",
+    )
+    assert [(s["TELNUM"], s["TELTYP"]) for s in main["BPSBPRBPACOLTEL"]] == [
+        ("01 43 55 12 90", 1),
+        ("07 81 22 33 44", 2),  # the mobile in slot 2, as captured
+        ("01 43 55 12 91", 3),
+        ("", 4),
+        ("", 5),
+    ]
+    assert [s["WEBADR"] for s in main["BPSBPRBPACOLWEB"]] == ["contact@papeterie-moderne.fr"] + [
+        ""
+    ] * 4
+    assert all(s["$uuid"] for s in main["BPSBPRBPACOLTEL"])
+    assert (main["BPAADDLIG1"], main["BPAADDLIG2"], main["BPS_BPA_CRY_REF"]["$title"]) == (
+        "118 boulevard Voltaire",
+        "",
+        "France",
+    )
+    (contact,) = body["BPSBPRCNT"]
+    assert (contact["CNT_CCNCRM"], contact["CNTMOB"], contact["CNTTEL"]) == (
+        "000102",
+        "06 23 45 67 89",
+        "",
+    )
+    assert (contact["WEB"], contact["CNTLAN"], contact["CNTADD"], contact["TCDEFFLG"]) == (
+        "s.martin@papeterie-moderne.fr",
+        "FRA",
+        "MAIN",
+        True,
+    )
+    assert contact["CNTBIR"] == "0000-00-00"  # an empty date, as api1 sends it
+    assert contact["$properties"]["CNT_CCNCRM"] == {"$isDisabled": True, "$isMandatory": True}
+    assert body["$properties"] == {"BPSNUM": {"$isMandatory": True}}
+
+
+def test_customer_details_should_match_the_captured_payload_shape(
+    http: requests.Session, api: str
+) -> None:
+    captured = json.loads((FIXTURES / "bpcustomer-details.json").read_text())
+    served = details(http, api, "BPCUSTOMER", "CUS001").json()
+    assert_same_shape(served, captured, "$")
+    (address,), (contact,) = served["BPCBPRBPA"], served["BPCBPRCNT"]
+    # Rows: exactly the captured keys. The header: the captured ones but for fields this
+    # simulator does not model, plus its friendly ones.
+    assert set(address) == set(captured["BPCBPRBPA"][0])
+    assert set(contact) == set(captured["BPCBPRCNT"][0])
+    not_modelled = {"BPCSNCDAT", "BPCPYR_REF", "BPAINV_REF", "BPAINVNAM", "ABCCLS", "ACCCOD"}
+    not_modelled |= {"BPCFLG", "BPSFLG", "CRN", "ORDCLE", "OST", "CDTISRDAT", "$actxNbLeg"}
+    assert set(captured) - set(served) == not_modelled | {"$actxLegCur"}
+    assert set(served) - set(captured) == {"BPCNAM", "BCGCOD", "OSTAUZ"}
+    for key in ("LAN", "CRY", "BPCSTA", "$etag", "CRY_REF", "LAN_REF", "CUR_REF", "$properties"):
+        assert key in served, key
+    assert not {"BPCREM", "UPDDATTIM", "CREDATTIM"} & set(served)
+    for name in ("BPCBPRBPACOLTEL", "BPCBPRBPACOLWEB"):
+        assert len(address[name]) == 5
+        assert [slot[name[-3:] + "TYP"] for slot in address[name]] == [1, 2, 3, 4, 5]
+    assert served["LAN"] == contact["CNTLAN"] == "ENG"
+
+
+def assert_same_shape(served: Any, captured: Any, path: str) -> None:
+    """Same value kinds and nesting for every key both have; lists item by item."""
+    assert kind_of(served) == kind_of(captured), path
+    if isinstance(captured, dict):
+        for key in captured.keys() & served.keys():
+            assert_same_shape(served[key], captured[key], f"{path}.{key}")
+    elif isinstance(captured, list):
+        for item in served:
+            assert_same_shape(item, captured[0], f"{path}[]")
+
+
+def kind_of(value: Any) -> str:
+    if isinstance(value, str):  # text, a date ("0000-00-00" when empty) or a UTC stamp
+        if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", value):
+            return "stamp"
+        return "date" if re.fullmatch(r"\d{4}-\d\d-\d\d", value) else "text"
+    if isinstance(value, bool | int | float | dict | list):
+        return type(value).__name__
+    return repr(value)
 
 
 def test_details_should_read_a_composite_key(http: requests.Session, api: str) -> None:
-    body = details(http, api, "GACCDUDATE", "PISU~PIUS0110043~2").json()
-    assert (body["TYP"], body["NUM"], body["DUDLIG"]) == ("PISU", "PIUS0110043", 2)
+    body = details(http, api, "GACCDUDATE", "PISU~PIUS0110043~1~2").json()
+    assert (body["TYP"], body["NUM"], body["LIG"], body["DUDLIG"]) == ("PISU", "PIUS0110043", 1, 2)
+    assert body["FLGCLE"] is False  # open
 
 
 @pytest.mark.parametrize(
@@ -328,23 +464,81 @@ def test_edit_should_stamp_the_change_and_show_it_to_a_later_query(
 def test_edit_should_replace_a_collection_given_in_the_body(
     http: requests.Session, api: str, sim: X3Simulator
 ) -> None:
-    url = f"{api}BPSUPPLIER('FR003')?representation=BPSUPPLIER.$edit"
-    contact = {"CCNCRM": "000199", "CNTLNA": "NOUVEAU", "MOB": "06 11 22 33 44"}
-    assert http.put(url, json={"CONTACT": [contact]}).status_code == 200
+    contact = {"CNT_CCNCRM": "000199", "CNTLNA": "NOUVEAU", "CNTMOB": "06 11 22 33 44"}
+    assert edit(http, api, "BPSUPPLIER", "FR003", {"BPSBPRCNT": [contact]}).status_code == 200
     stored = sim.get("BPSUPPLIER", "FR003")
-    assert [c["CNTLNA"] for c in stored["CONTACT"]] == ["NOUVEAU"]
-    assert stored["CONTACT"][0]["CNTFNA"] == "" and len(stored["BPADDRESS"]) == 1
+    (row,) = stored["BPSBPRCNT"]
+    assert (row["CNTLNA"], row["CNTFNA"], row["TCDEFFLG"]) == ("NOUVEAU", "", False)
+    assert (row["CNT_BPANUM"], row["CNT_BPATYP"]) == ("FR003", 1)  # taken from the partner
+    assert len(stored["BPSBPRBPA"]) == 1
+
+
+def test_edit_should_pad_phone_slots_and_refuse_a_sixth(
+    http: requests.Session, api: str, sim: X3Simulator
+) -> None:
+    address = details(http, api, "BPSUPPLIER", "FR001").json()["BPSBPRBPA"][0]
+    phones = [{"TELNUM": "04 72 10 20 99", "TELTYP": 1}, {"TELNUM": "06 00 00 00 01"}]
+    changed = {**address, "BPSBPRBPACOLTEL": phones}
+    assert edit(http, api, "BPSUPPLIER", "FR001", {"BPSBPRBPA": [changed]}).status_code == 200
+    slots = sim.get("BPSUPPLIER", "FR001")["BPSBPRBPA"][0]["BPSBPRBPACOLTEL"]
+    assert [(s["TELNUM"], s["TELTYP"]) for s in slots] == [
+        ("04 72 10 20 99", 1),
+        ("06 00 00 00 01", 2),
+        ("", 3),
+        ("", 4),
+        ("", 5),
+    ]
+    six = {**address, "BPSBPRBPACOLTEL": [{"TELNUM": "1"}] * 6}
+    refused = edit(http, api, "BPSUPPLIER", "FR001", {"BPSBPRBPA": [six]})
+    assert refused.status_code == 400 and "BPSBPRBPACOLTEL" in message(refused)
 
 
 @pytest.mark.parametrize(
-    "body", [{"NOPE": 1}, {"APPFLG": "three"}, {"POHNUM": "POOTHER"}, {"ORDDAT": "26/11/2026"}]
+    ("body", "text"),
+    [
+        ({"NOPE": 1}, "Property NOPE not found in class PORDER"),
+        ({"EXTRCPDAT": "2026-12-01"}, "Property EXTRCPDAT not found in class PORDER"),
+        ({"APPFLG": "three"}, "Invalid value 'three' for property APPFLG in class PORDER"),
+        ({"CLEFLG": 2}, "Invalid value 2 for property CLEFLG in class PORDER"),
+        ({"LINNBR": 1.5}, "Invalid value 1.5 for property LINNBR in class PORDER"),
+        ({"POHNUM": "POOTHER"}, "Property POHNUM cannot be modified"),
+        (
+            {"ORDDAT": "26/11/2026"},
+            "Invalid value '26/11/2026' for property ORDDAT in class PORDER",
+        ),
+        (
+            {"ORDREF": "R" * 21},
+            "Value too long for property ORDREF in class PORDER: 21 characters, maximum 20",
+        ),
+    ],
 )
-def test_edit_should_refuse_bad_properties_with_400(
-    http: requests.Session, api: str, body: dict[str, Any]
+def test_edit_should_refuse_bad_properties_with_400_naming_them(
+    http: requests.Session, api: str, sim: X3Simulator, body: dict[str, Any], text: str
 ) -> None:
-    response = http.put(f"{api}PORDER('POFR0110122')?representation=PORDER.$edit", json=body)
-    assert response.status_code == 400
+    before = sim.get("PORDER", "POFR0110122")
+    response = edit(http, api, "PORDER", "POFR0110122", body)
+    assert (response.status_code, message(response)) == (400, text)
     assert response.json()["$diagnoses"][0]["$severity"] == "error"
+    assert sim.get("PORDER", "POFR0110122") == before
+
+
+def test_edit_of_a_partner_should_refuse_remarks_and_over_long_text(
+    http: requests.Session, api: str, sim: X3Simulator
+) -> None:
+    remarks = edit(http, api, "BPSUPPLIER", "FR001", {"BPSREM": "hello"})
+    assert (remarks.status_code, message(remarks)) == (
+        400,
+        "Property BPSREM not found in class BPSUPPLIER",
+    )
+    name = "Acme Fournitures et Papeterie Lyonnaise"  # 39 characters, BPSNAM holds 35
+    long = edit(http, api, "BPSUPPLIER", "FR001", {"BPSNAM": name})
+    assert (long.status_code, message(long)) == (
+        400,
+        "Value too long for property BPSNAM in class BPSUPPLIER: 39 characters, maximum 35",
+    )
+    echoed = details(http, api, "BPSUPPLIER", "FR001", "$edit").json()  # *_REF, $uuid...
+    assert edit(http, api, "BPSUPPLIER", "FR001", {**echoed, "BPSNAM": name[:35]}).ok
+    assert sim.get("BPSUPPLIER", "FR001")["BPSNAM"] == name[:35]
 
 
 def test_create_should_answer_201_with_location_and_auto_number_the_log(
@@ -376,6 +570,362 @@ def test_create_should_refuse_a_duplicate_key_and_a_missing_one(
     assert http.post(url, json={"POHNUM": "PONEW0001", "BPSNUM": "FR001"}).status_code == 201
 
 
+# ---------------------------------------------------------------- Yes/No fields
+
+
+def test_yes_no_fields_should_be_json_booleans_and_other_menus_integers(
+    http: requests.Session, api: str
+) -> None:
+    order = details(http, api, "PORDER", "POFR0110122").json()
+    assert (order["CLEFLG"], order["APPFLG"], order["RCPFLG"]) == (False, 1, 1)
+    item = details(http, api, "GACCDUDATE", "SICU~SIFR0110022~1~1").json()
+    assert (item["FLGCLE"], item["BPRTYP"]) == (True, 1)  # paid: closed
+    customer = query(http, api, "BPCUSTOMER", count=1).json()["$resources"][0]
+    assert customer["BPCSTA"] is True and customer["BPCTYP"] == 1
+    changed = edit(http, api, "PORDER", "POFR0110122", {"CLEFLG": True})
+    assert changed.status_code == 200 and changed.json()["CLEFLG"] is True
+
+
+def test_menu_mode_should_serve_and_take_yes_no_as_1_and_2(
+    http: requests.Session, site: Site
+) -> None:
+    api, sim = site(yes_no="menu")
+    order = details(http, api, "PORDER", "POFR0110122").json()
+    assert (order["CLEFLG"], order["APPFLG"]) == (1, 1)
+    assert details(http, api, "BPSUPPLIER", "FR001").json()["BPSBPRBPA"][0]["BPADEFFLG"] == 2
+    assert edit(http, api, "PORDER", "POFR0110122", {"CLEFLG": 2}).json()["CLEFLG"] == 2
+    assert sim.get("PORDER", "POFR0110122")["CLEFLG"] is True  # stored as a boolean
+    refused = edit(http, api, "PORDER", "POFR0110122", {"CLEFLG": True})
+    assert refused.status_code == 400 and "CLEFLG" in message(refused)
+    described = prototype(http, api, "PORDER", "PORDER.$query").json()["$properties"]
+    assert described["CLEFLG"] == {
+        "$type": "application/x-choice",
+        "$menu": 1,
+        "$capabilities": "sort",
+    }
+
+
+def test_where_should_compare_booleans_with_true_or_in_menu_mode_with_2(
+    http: requests.Session, api: str, sim: X3Simulator, site: Site
+) -> None:
+    closed = [o["POHNUM"] for o in sim.records("PORDER") if o["CLEFLG"]]
+    assert closed and all_keys(http, api, "PORDER", count=200, where="CLEFLG eq true") == closed
+    two = query(http, api, "PORDER", where="CLEFLG eq 2")
+    assert (two.status_code, message(two)) == (500, "Cannot compare property CLEFLG with 2")
+    menu_api, _ = site(where_booleans="menu")
+    assert all_keys(http, menu_api, "PORDER", count=200, where="CLEFLG eq 2") == closed
+    true = query(http, menu_api, "PORDER", where="CLEFLG eq true")
+    assert (true.status_code, message(true)) == (500, "Property true not found in class PORDER")
+
+
+# ---------------------------------------------------------------- order lines, open items
+
+
+def test_po_header_should_carry_extrcpdat1_and_lines_be_a_class_of_their_own(
+    http: requests.Session, api: str, sim: X3Simulator
+) -> None:
+    header = details(http, api, "PORDER", "POFR0110119").json()
+    assert header["EXTRCPDAT1"] == TODAY and "EXTRCPDAT" not in header
+    embedded = header["PORDERQ"]
+    assert embedded and all(line["EXTRCPDAT"] == TODAY for line in embedded)
+    keys = all_keys(http, api, "PORDERQ", count=200, where=f"EXTRCPDAT eq @{TODAY}@")
+    expected = [
+        f"{o['POHNUM']}~{line['POPLIN']}~{line['POQSEQ']}"
+        for o in sim.records("PORDER")
+        for line in o["PORDERQ"]
+        if line["EXTRCPDAT"] == TODAY
+    ]
+    assert keys == sorted(expected) and {k.split("~")[0] for k in keys} == set(DUE_TODAY)
+    row = query(http, api, "PORDERQ", where="POHNUM eq 'POFR0110119'").json()["$resources"][0]
+    assert row["$key"] == "POFR0110119~1000~1"
+    assert (row["BPSNUM"], row["POHFCY"]) == (header["BPSNUM"], header["POHFCY"])
+    assert (row["CREDATTIM"], row["UPDDATTIM"]) == (header["CREDATTIM"], header["UPDDATTIM"])
+    for name in ("ITMREF", "ITMDES", "QTYUOM", "UOM", "LINSTA", "POPLIN", "POQSEQ"):
+        assert row[name] == embedded[0][name], name
+    page = query(http, api, "PORDERQ", count=3).json()
+    assert page["$links"]["$next"]["$url"].endswith("key=gt." + page["$resources"][-1]["$key"])
+
+
+def test_a_line_edit_should_stamp_the_line_and_show_in_its_order(
+    http: requests.Session, api: str, sim: X3Simulator, clock: Clock
+) -> None:
+    before = sim.get("PORDER", "POFR0110119")
+    later = clock.advance(minutes=7)
+    key = "POFR0110119~1000~1"
+    response = edit(http, api, "PORDERQ", key, {"EXTRCPDAT": "2026-12-04"})
+    assert response.status_code == 200 and response.json()["UPDDATTIM"] == stamp(later)
+    order = details(http, api, "PORDER", "POFR0110119").json()
+    assert order["PORDERQ"][0]["EXTRCPDAT"] == "2026-12-04"
+    assert order["PORDERQ"][0]["UPDDATTIM"] == stamp(later)
+    assert order["UPDDATTIM"] == before["UPDDATTIM"]  # the header is not touched
+    refused = edit(http, api, "PORDERQ", key, {"BPSNUM": "FR002"})
+    assert (refused.status_code, message(refused)) == (400, "Property BPSNUM cannot be modified")
+    created = http.post(f"{api}PORDERQ?representation=PORDERQ.$create", json={"POHNUM": "X"})
+    assert created.status_code == 400
+
+
+def test_an_order_edit_should_replace_its_lines_in_the_lines_class(
+    http: requests.Session, api: str, sim: X3Simulator, clock: Clock
+) -> None:
+    order = details(http, api, "PORDER", "POFR0110113", "$edit").json()
+    first, *rest = order["PORDERQ"]
+    assert len(rest) == 3
+    later = clock.advance(hours=1)
+    changed = {**first, "QTYUOM": 999}
+    body = {"PORDERQ": [changed], "BPSNUM": "FR002"}
+    assert edit(http, api, "PORDER", "POFR0110113", body).status_code == 200
+    line = details(http, api, "PORDERQ", "POFR0110113~1000~1").json()
+    assert (line["QTYUOM"], line["BPSNUM"], line["UPDDATTIM"]) == (999, "FR002", stamp(later))
+    assert line["CREDATTIM"] == first["CREDATTIM"]
+    gone = f"POFR0110113~{rest[0]['POPLIN']}~1"
+    assert details(http, api, "PORDERQ", gone).status_code == 404
+    assert all_keys(http, api, "PORDERQ", where="POHNUM eq 'POFR0110113'") == ["POFR0110113~1000~1"]
+    duplicate = edit(http, api, "PORDER", "POFR0110113", {"PORDERQ": [changed, changed]})
+    assert duplicate.status_code == 400 and len(sim.get("PORDER", "POFR0110113")["PORDERQ"]) == 1
+
+
+def test_open_items_of_one_document_on_two_lines_should_be_two_records(
+    http: requests.Session, api: str
+) -> None:
+    keys = all_keys(http, api, "GACCDUDATE", where="NUM eq 'PIGB0110043'")
+    assert keys == ["PISU~PIGB0110043~1~1", "PISU~PIGB0110043~2~1"]
+    one, two = (details(http, api, "GACCDUDATE", key).json() for key in keys)
+    assert (one["LIG"], one["DUDLIG"], two["LIG"], two["DUDLIG"]) == (1, 1, 2, 1)
+    split = all_keys(http, api, "GACCDUDATE", where="NUM eq 'PIUS0110043'")
+    assert split == ["PISU~PIUS0110043~1~1", "PISU~PIUS0110043~1~2"]  # instalments of a line
+    page = query(http, api, "GACCDUDATE", count=2, key="gt.PISU~PIGB0110043~1~1").json()
+    assert page["$resources"][0]["$key"] == "PISU~PIGB0110043~2~1"
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def served_names(body: dict[str, Any]) -> set[str]:
+    """The properties a body serves: not its `$` metadata, nor the `*_REF` displays."""
+    return {k for k in body if not k.startswith("$") and not k.endswith("_REF")}
+
+
+def test_prototype_of_a_query_should_type_every_served_property(
+    http: requests.Session, api: str
+) -> None:
+    response = prototype(http, api, "PORDER", "PORDER.$query")
+    assert response.status_code == 200
+    described = response.json()["$properties"]
+    row = query(http, api, "PORDER", count=1).json()["$resources"][0]
+    assert set(described) == served_names(row)
+    assert described["POHNUM"] == {
+        "$type": "application/x-string",
+        "$maxLength": 20,
+        "$isMandatory": True,
+        "$capabilities": "sort",
+    }
+    types = {name: prop["$type"].removeprefix("application/x-") for name, prop in described.items()}
+    assert [types[n] for n in ("APPFLG", "CLEFLG", "TOTORD", "LINNBR", "ORDDAT", "UPDDATTIM")] == [
+        "choice",
+        "boolean",
+        "decimal",
+        "integer",
+        "date",
+        "datetime",
+    ]
+    assert described["APPFLG"]["$menu"] == 280 and "$menu" not in described["RCPFLG"]
+    assert all(prop["$capabilities"] == "sort" for prop in described.values())
+    assert "$isMandatory" not in described["BPSNUM"]
+
+
+def test_prototype_of_details_should_describe_child_lists(
+    http: requests.Session, api: str, server: RunningServer
+) -> None:
+    described = prototype(http, api, "BPSUPPLIER", "BPSUPPLIER.$details").json()["$properties"]
+    body = details(http, api, "BPSUPPLIER", "FR002").json()
+    assert set(described) == served_names(body)
+    addresses = described["BPSBPRBPA"]
+    assert addresses["$type"] == "application/x-array"
+    address = addresses["$item"]["$properties"]
+    assert set(address) == served_names(body["BPSBPRBPA"][0])
+    assert address["BPADEFFLG"] == {"$type": "application/x-boolean"}
+    assert address["BPR_BPA_BPAADD"] == {
+        "$type": "application/x-string",
+        "$maxLength": 5,
+        "$isMandatory": True,
+    }
+    phones = address["BPSBPRBPACOLTEL"]["$item"]["$properties"]
+    assert phones == {
+        "TELNUM": {"$type": "application/x-string", "$maxLength": 20},
+        "TELTYP": {"$type": "application/x-choice"},
+    }
+    assert not any("$capabilities" in prop for prop in described.values())
+    assert "BPSREM" not in described and "UPDDATTIM" not in described
+    edit_facet = prototype(http, api, "BPSUPPLIER", "BPSUPPLIER.$edit").json()["$properties"]
+    assert edit_facet == described
+    classless = http.get(f"{server.url}/api1/x3/erp/SEED/$prototypes('BPSUPPLIER.$details')")
+    assert classless.json()["$properties"] == described
+
+
+@pytest.mark.parametrize(
+    "path", ["PORDER/$prototypes('PORDERX.$query')", "BPSUPPLIER/$prototypes('PORDER.$query')"]
+)
+def test_prototype_of_an_unknown_representation_should_be_404(
+    http: requests.Session, api: str, path: str
+) -> None:
+    assert http.get(api + path).status_code == 404
+
+
+def test_a_server_without_prototypes_should_answer_404(http: requests.Session, site: Site) -> None:
+    api, _ = site(prototypes=False)
+    response = prototype(http, api, "PORDER", "PORDER.$query")
+    assert response.status_code == 404 and "$prototypes" in message(response)
+    assert query(http, api, "PORDER").status_code == 200
+
+
+# ---------------------------------------------------------------- site variants
+
+
+def test_query_without_stamps_should_hide_them_everywhere_but_details(
+    http: requests.Session, site: Site
+) -> None:
+    api, _ = site(query_stamps=False)
+    row = query(http, api, "PORDER", count=1).json()["$resources"][0]
+    assert "UPDDATTIM" not in row and "CREDATTIM" not in row and "UPDUSR" in row
+    described = prototype(http, api, "PORDER", "PORDER.$query").json()["$properties"]
+    assert "UPDDATTIM" not in described and set(described) == served_names(row)
+    for params in ({"where": f"UPDDATTIM ge {at(START)}"}, {"orderBy": "CREDATTIM"}):
+        response = query(http, api, "PORDER", **params)
+        assert response.status_code == 500 and "DATTIM not found in class PORDER" in message(
+            response
+        )
+    assert "UPDDATTIM" in details(http, api, "PORDER", "POFR0110122").json()
+    partner = query(http, api, "BPSUPPLIER", count=1).json()["$resources"][0]
+    assert "UPDDATTIM" not in partner and partner["BPSNUM"] == "FR001"
+
+
+def test_partners_should_list_through_query_with_keys_names_and_stamps(
+    http: requests.Session, api: str, sim: X3Simulator
+) -> None:
+    rows = query(http, api, "BPSUPPLIER", count=200, orderBy="BPSNAM").json()["$resources"]
+    assert [r["BPSNAM"] for r in rows] == sorted(r["BPSNAM"] for r in sim.records("BPSUPPLIER"))
+    assert all(r["$key"] == r["BPSNUM"] for r in rows)
+    assert "BPSBPRBPA" not in rows[0] and "BPSREM" not in rows[0]
+    assert rows[0]["UPDDATTIM"] == sim.get("BPSUPPLIER", rows[0]["$key"])["UPDDATTIM"]
+    refused = query(http, api, "BPSUPPLIER", where="BPSREM eq ''")
+    assert refused.status_code == 500 and message(refused) == (
+        "Property BPSREM not found in class BPSUPPLIER"
+    )
+
+
+def test_a_renamed_field_should_be_served_only_under_its_new_name(
+    http: requests.Session, site: Site
+) -> None:
+    renamed = {"PORDER": {"EXTRCPDAT1": "ZEXPDAT"}, "BPSUPPLIER": {"CNTMOB": "ZCNTMOB"}}
+    api, sim = site(renamed=renamed)
+    assert all_keys(http, api, "PORDER", count=200, where=f"ZEXPDAT eq @{TODAY}@") == DUE_TODAY
+    for params in ({"where": f"EXTRCPDAT1 eq @{TODAY}@"}, {"orderBy": "EXTRCPDAT1"}):
+        old = query(http, api, "PORDER", **params)
+        assert (old.status_code, message(old)) == (
+            500,
+            "Property EXTRCPDAT1 not found in class PORDER",
+        )
+    row = query(http, api, "PORDER", count=1, orderBy="ZEXPDAT desc").json()["$resources"][0]
+    assert "EXTRCPDAT1" not in row and row["ZEXPDAT"] == max(
+        o["EXTRCPDAT1"] for o in sim.records("PORDER")
+    )
+    described = prototype(http, api, "PORDER", "PORDER.$details").json()["$properties"]
+    assert "ZEXPDAT" in described and "EXTRCPDAT1" not in described
+    refused = edit(http, api, "PORDER", "POFR0110122", {"EXTRCPDAT1": TODAY})
+    assert (refused.status_code, message(refused)) == (
+        400,
+        "Property EXTRCPDAT1 not found in class PORDER",
+    )
+    assert edit(http, api, "PORDER", "POFR0110122", {"ZEXPDAT": "2026-12-24"}).ok
+    assert sim.get("PORDER", "POFR0110122")["EXTRCPDAT1"] == "2026-12-24"  # the same column
+    contact = details(http, api, "BPSUPPLIER", "FR003").json()["BPSBPRCNT"][0]
+    assert contact["ZCNTMOB"] == "06 45 67 89 01" and "CNTMOB" not in contact
+
+
+def test_a_custom_representation_should_work_in_every_facet(
+    http: requests.Session, site: Site
+) -> None:
+    custom = {
+        "ZBPSUPPLIER": {"class": "BPSUPPLIER", "extra": {"ZNOTES": "A"}},
+        "SINVOICEV": {"class": "SINVOICE"},
+    }
+    api, sim = site(representations=custom)
+    assert sim.get("BPSUPPLIER", "FR001")["ZNOTES"] == ""  # stored with the record
+    rows = query(http, api, "BPSUPPLIER", "ZBPSUPPLIER", count=2).json()["$resources"]
+    assert [(r["$key"], r["ZNOTES"]) for r in rows] == [("FR001", ""), ("FR002", "")]
+    written = edit(http, api, "BPSUPPLIER", "FR001", {"ZNOTES": "Replied OK"}, "ZBPSUPPLIER")
+    assert written.status_code == 200 and written.json()["ZNOTES"] == "Replied OK"
+    assert details(http, api, "BPSUPPLIER", "FR001", rep="ZBPSUPPLIER").json()["ZNOTES"] == (
+        "Replied OK"
+    )
+    assert details(http, api, "BPSUPPLIER", "FR001", "$edit", "ZBPSUPPLIER").ok
+    standard = details(http, api, "BPSUPPLIER", "FR001").json()
+    assert "ZNOTES" not in standard
+    assert edit(http, api, "BPSUPPLIER", "FR001", {"ZNOTES": "x"}).status_code == 400
+    too_long = edit(http, api, "BPSUPPLIER", "FR001", {"ZNOTES": "n" * 251}, "ZBPSUPPLIER")
+    assert (too_long.status_code, message(too_long)) == (
+        400,
+        "Value too long for property ZNOTES in class BPSUPPLIER: 251 characters, maximum 250",
+    )
+    described = prototype(http, api, "BPSUPPLIER", "ZBPSUPPLIER.$edit").json()["$properties"]
+    assert described["ZNOTES"] == {"$type": "application/x-string", "$maxLength": 250}
+    queried = prototype(http, api, "BPSUPPLIER", "ZBPSUPPLIER.$query").json()["$properties"]
+    assert set(queried) == served_names(rows[0])
+    url = f"{api}BPSUPPLIER?representation=ZBPSUPPLIER.$create"
+    created = http.post(url, json={"BPSNUM": "FR010", "BPSNAM": "Nouveau", "ZNOTES": "new"})
+    assert created.status_code == 201
+    assert created.headers["Location"].endswith("?representation=ZBPSUPPLIER.$details")
+    assert http.get(created.headers["Location"]).json()["ZNOTES"] == "new"
+    invoices = query(http, api, "SINVOICE", "SINVOICEV", count=200).json()["$resources"]
+    assert len(invoices) == 12 and set(invoices[0]) == set(
+        query(http, api, "SINVOICE", count=1).json()["$resources"][0]
+    )
+    assert query(http, api, "PORDER", "ZBPSUPPLIER").status_code == 404  # not over PORDER
+
+
+def test_a_custom_representation_may_publish_the_remarks_column(
+    http: requests.Session, site: Site
+) -> None:
+    api, sim = site(
+        representations={"ZBPSNOTES": {"class": "BPSUPPLIER", "extra": {"BPSREM": "A"}}}
+    )
+    assert edit(http, api, "BPSUPPLIER", "FR001", {"BPSREM": "OK [SM1]"}, "ZBPSNOTES").ok
+    assert sim.get("BPSUPPLIER", "FR001")["BPSREM"] == "OK [SM1]"
+    described = prototype(http, api, "BPSUPPLIER", "ZBPSNOTES.$details").json()["$properties"]
+    assert described["BPSREM"]["$maxLength"] == 250  # X3's column
+    assert "BPSREM" not in details(http, api, "BPSUPPLIER", "FR001").json()  # standard rep
+
+
+@pytest.mark.parametrize("status", [404, 400, 500])
+def test_details_of_a_missing_record_should_answer_the_configured_status(
+    http: requests.Session, site: Site, status: int
+) -> None:
+    api, sim = site(missing_status=status)
+    for facet in ("$details", "$edit"):
+        response = details(http, api, "BPSUPPLIER", "NOPE", facet)
+        assert (response.status_code, message(response)) == (status, "721 : Record does not exist")
+    assert edit(http, api, "BPSUPPLIER", "NOPE", {"BPSNAM": "x"}).status_code == status
+    with pytest.raises(NotFound):
+        sim.get("BPSUPPLIER", "NOPE")
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {"yes_no": "yes"},
+        {"where_booleans": "2"},
+        {"renamed": {"PORDER": {"NOPE": "ZNOPE"}}},
+        {"renamed": {"PORDER": {"BPSNUM": "POHNUM"}}},
+        {"representations": {"ZX": {"class": "NOCLASS"}}},
+        {"representations": {"PORDER": {"class": "PORDER"}}},
+        {"representations": {"ZX": {"class": "PORDER", "extra": {"ZF": "Q"}}}},
+    ],
+)
+def test_bad_switches_should_be_refused_at_construction(switches: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        X3Simulator(**switches)
+
+
 # ---------------------------------------------------------------- faults, clock, control
 
 
@@ -390,6 +940,7 @@ def test_create_should_refuse_a_duplicate_key_and_a_missing_one(
         ("html200", 200, "text/html; charset=utf-8"),
         ("garbage", 200, "application/json"),
         ("diagnoses", 200, "application/json"),
+        ("licence", 503, "application/json"),
     ],
 )
 def test_faults_should_answer_once_then_let_requests_through(
@@ -413,6 +964,19 @@ def test_fault_bodies_should_look_like_the_real_failures(
     body = query(http, api, "PORDER").json()
     assert body["$resources"] == [] and body["$diagnoses"][0]["$severity"] == "error"
     assert query(http, api, "PORDER").json()["$diagnoses"][0]["$severity"] == "fatal"
+
+
+def test_licence_fault_should_say_the_web_service_volume_is_used_up(
+    http: requests.Session, api: str, sim: X3Simulator, server: RunningServer
+) -> None:
+    fault = {"kind": "licence", "match": "BPSUPPLIER", "times": 0}
+    assert requests.post(f"{server.url}/_sim/faults", json=fault).status_code == 201
+    for _ in range(2):  # until the licence's day is over: every matching request
+        refused = details(http, api, "BPSUPPLIER", "FR001")
+        assert refused.status_code == 503
+        text = message(refused)
+        assert "web services" in text and "licen" in text and "WSSIZELIMIT" in text
+    assert query(http, api, "PORDER").status_code == 200
 
 
 def test_timeout_fault_should_outlast_a_shorter_client_timeout(
@@ -466,29 +1030,6 @@ def test_control_routes_should_work_without_auth(
     assert sim.requests == 10
 
 
-def test_numbered_mode_should_serialise_dimensioned_fields_as_tel1_to_tel5(
-    served: tuple[RunningServer, Current], clock: Clock
-) -> None:
-    sim = X3Simulator(clock=clock, dimensioned="numbered", user="u", password="p", folder="X")
-    running, current = served
-    current.app = sim
-    with requests.Session() as http:
-        http.auth = ("u", "p")
-        api = f"{running.url}/api1/x3/erp/X/"
-        address = details(http, api, "BPSUPPLIER", "FR001").json()["BPADDRESS"][0]
-        url = f"{api}BPSUPPLIER('FR001')?representation=BPSUPPLIER.$edit"
-        changed = {"BPADDRESS": [{**address, "TEL2": "04 72 10 20 32"}]}
-        assert http.put(url, json=changed).status_code == 200
-    assert "TEL" not in address and "WEB" not in address
-    assert (address["TEL1"], address["TEL5"], address["BPAADDLIG1"]) == (
-        "04 72 10 20 30",
-        "",
-        "27 rue Garibaldi",
-    )
-    stored = sim.get("BPSUPPLIER", "FR001")["BPADDRESS"][0]
-    assert stored["TEL"][:2] == ["04 72 10 20 30", "04 72 10 20 32"]
-
-
 # ---------------------------------------------------------------- Python API
 
 
@@ -499,7 +1040,8 @@ def test_python_api_should_stamp_like_http_and_hand_out_copies(
     copy["PORDERQ"][0]["LINAMT"] = -1
     assert sim.get("PORDER", "POFR0110122")["PORDERQ"][0]["LINAMT"] != -1
     later = clock.advance(seconds=30)
-    assert sim.update("PORDER", "POFR0110122", APPFLG=3)["UPDDATTIM"] == stamp(later)
+    updated = sim.update("PORDER", "POFR0110122", APPFLG=3, CLEFLG=False)
+    assert (updated["UPDDATTIM"], updated["CLEFLG"]) == (stamp(later), False)
     explicit = sim.update("PORDER", "POFR0110122", UPDDATTIM="2026-11-01T00:00:00Z")
     assert explicit["UPDDATTIM"] == "2026-11-01T00:00:00Z"
     created = sim.create("YSMSLOG", {"TEXT": "x"})
@@ -509,6 +1051,9 @@ def test_python_api_should_stamp_like_http_and_hand_out_copies(
         sim.get("PORDER", "NOPE")
     with pytest.raises(SimError):
         sim.update("PORDER", "POFR0110122", NOPE=1)
+    with pytest.raises(SimError):
+        sim.update("PORDER", "POFR0110122", CLEFLG=2)  # the Python API takes stored values
+    assert sim.update("BPSUPPLIER", "FR001", BPSREM="kept")["BPSREM"] == "kept"  # a column
 
 
 def test_add_records_should_load_100k_rows_quickly(sim: X3Simulator) -> None:
@@ -521,36 +1066,69 @@ def test_add_records_should_load_100k_rows_quickly(sim: X3Simulator) -> None:
         sim.add_records("PINVOICE", [{"NUM": "PIBULK000001"}])
 
 
+def test_add_records_should_take_yes_no_as_stored_or_as_menu_values(sim: X3Simulator) -> None:
+    orders = [{"POHNUM": f"POBULK{i}", "CLEFLG": flag} for i, flag in enumerate((1, 2, True))]
+    sim.add_records("PORDER", orders)
+    assert [sim.get("PORDER", f"POBULK{i}")["CLEFLG"] for i in range(3)] == [False, True, True]
+    lines = [{"POPLIN": 1000, "POQSEQ": 1, "ITMREF": "X", "EXTRCPDAT": TODAY}]
+    sim.add_records("PORDER", [{"POHNUM": "POBULKL", "BPSNUM": "FR001", "PORDERQ": lines}])
+    line = sim.get("PORDERQ", "POBULKL~1000~1")
+    assert (line["BPSNUM"], line["UPDDATTIM"]) == ("FR001", stamp(START))
+    with pytest.raises(SimError):
+        sim.add_records("PORDERQ", [{"POHNUM": "POBULKL", "POPLIN": 2000}])
+
+
 # ---------------------------------------------------------------- the seeded dataset
+
+
+PREFIXES = {"BPSUPPLIER": "BPS", "BPCUSTOMER": "BPC"}
 
 
 def phones_of(record: dict[str, Any]) -> list[tuple[str, str]]:
     """(phone, country) for every phone on a partner's addresses and contacts."""
-    country = next(a["CRY"] for a in record["BPADDRESS"] if a["BPAADDFLG"] == 2)
-    found = [(p, a["CRY"]) for a in record["BPADDRESS"] for p in [*a["TEL"], a["MOB"]]]
-    found += [(p, country) for c in record["CONTACT"] for p in (c["TEL"], c["MOB"])]
+    prefix = "BPS" if "BPSNUM" in record else "BPC"
+    addresses, country_of = record[f"{prefix}BPRBPA"], f"{prefix}_BPA_CRY"
+    country = next(a[country_of] for a in addresses if a["BPADEFFLG"] is True)
+    found = [
+        (slot["TELNUM"], a[country_of]) for a in addresses for slot in a[f"{prefix}BPRBPACOLTEL"]
+    ]
+    found += [(p, country) for c in record[f"{prefix}BPRCNT"] for p in (c["CNTTEL"], c["CNTMOB"])]
     return [(phone, cry) for phone, cry in found if phone]
 
 
 def default_address(sim: X3Simulator, key: str) -> dict[str, Any]:
     record = sim.get("BPSUPPLIER", key)
-    return next(a for a in record["BPADDRESS"] if a["BPAADDFLG"] == 2)
+    return next(a for a in record["BPSBPRBPA"] if a["BPADEFFLG"] is True)
+
+
+def mobile(address: dict[str, Any]) -> str:
+    """The address's mobile: COLTEL slot 2, as in the captured payload."""
+    slot = address["BPSBPRBPACOLTEL"][1]
+    assert slot["TELTYP"] == 2
+    return str(slot["TELNUM"])
 
 
 def test_dataset_should_hold_the_supplier_fixtures(sim: X3Simulator) -> None:
     acme = sim.get("BPSUPPLIER", "FR001")
-    assert (acme["BPSNAM"], acme["CUR"]) == ("Acme Fournitures SARL", "EUR")
+    assert (acme["BPSNAM"], acme["CUR"], acme["LAN"], acme["ENAFLG"]) == (
+        "Acme Fournitures SARL",
+        "EUR",
+        "FRA",
+        True,
+    )
     assert default_address(sim, "FR001")["CTY"] == "LYON"
-    assert default_address(sim, "FR001")["CRY"] == "FR"
-    assert default_address(sim, "FR001")["MOB"] == "06 12 34 56 78"
-    assert default_address(sim, "US001")["MOB"] == "(415) 555-0199"
-    assert default_address(sim, "US005")["MOB"] == "+1 500-555-0001"
+    assert default_address(sim, "FR001")["BPS_BPA_CRY"] == "FR"
+    assert mobile(default_address(sim, "FR001")) == "06 12 34 56 78"
+    assert mobile(default_address(sim, "US001")) == "(415) 555-0199"
+    assert mobile(default_address(sim, "US005")) == "+1 500-555-0001"
     assert phones_of(sim.get("BPSUPPLIER", "FR009")) == [("voir standard", "FR")]
-    uk = phonenumbers.parse(default_address(sim, "GB001")["MOB"], "GB")
+    uk = phonenumbers.parse(mobile(default_address(sim, "GB001")), "GB")
     assert phonenumbers.number_type(uk) == phonenumbers.PhoneNumberType.MOBILE
     transports = sim.get("BPSUPPLIER", "FR003")
-    assert default_address(sim, "FR003")["MOB"] == ""
-    assert transports["CONTACT"][0]["MOB"] == "06 45 67 89 01"
+    assert mobile(default_address(sim, "FR003")) == ""
+    assert transports["BPSBPRCNT"][0]["CNTMOB"] == "06 45 67 89 01"
+    assert sim.get("BPSUPPLIER", "GB002")["BPSBPRCNT"][0]["CNTLAN"] == "ENG"
+    assert sim.get("BPCUSTOMER", "CFR003")["BPCBPRCNT"] == []
     assert len(sim.records("BPSUPPLIER")) == 12 and len(sim.records("BPCUSTOMER")) == 8
 
 
@@ -570,14 +1148,15 @@ def test_dataset_should_cover_every_approval_state_and_due_dates(sim: X3Simulato
     assert {o["APPFLG"] for o in orders} == {1, 2, 3, 4, 5} and len(orders) == 40
     unapproved = [o["POHNUM"] for o in orders if o["BPSNUM"] == "FR001" and o["APPFLG"] == 1]
     assert unapproved == ["POFR0110122", "POFR0110131", "POFR0110133"]
-    due_today = [o["POHNUM"] for o in orders if o["EXTRCPDAT"] == TODAY]
-    assert due_today == ["POFR0110119", "POFR0110123", "POFR0110128", "POGB0110119", "POUS0110118"]
+    due_today = [o["POHNUM"] for o in orders if o["EXTRCPDAT1"] == TODAY]
+    assert due_today == DUE_TODAY
     assert all(o["LINNBR"] == len(o["PORDERQ"]) for o in orders)
+    assert {o["CLEFLG"] for o in orders} == {True, False}
     items = sim.records("GACCDUDATE")
     soon = (START.date() + timedelta(days=3)).isoformat()
     due = [i for i in items if TODAY <= i["DUDDAT"] <= soon]
-    assert len([i for i in due if i["FLGCLE"] == 1]) == 6
-    paid = [i for i in items if i["FLGCLE"] == 2]
+    assert len([i for i in due if i["FLGCLE"] is False]) == 6
+    paid = [i for i in items if i["FLGCLE"] is True]
     assert paid and all(i["PAYCUR"] == i["AMTCUR"] for i in paid)
     assert len(sim.records("PAYMENTH")) == len(paid)
     assert sim.records("YSMSLOG") == []
@@ -585,7 +1164,15 @@ def test_dataset_should_cover_every_approval_state_and_due_dates(sim: X3Simulato
 
 def test_dataset_stamps_should_be_whole_past_seconds_within_30_days(sim: X3Simulator) -> None:
     now = sim.now()
-    for cls in ("BPSUPPLIER", "BPCUSTOMER", "PORDER", "PINVOICE", "SINVOICE", "PAYMENTH"):
+    for cls in (
+        "BPSUPPLIER",
+        "BPCUSTOMER",
+        "PORDER",
+        "PORDERQ",
+        "PINVOICE",
+        "SINVOICE",
+        "PAYMENTH",
+    ):
         for record in sim.records(cls):
             for name in ("CREDATTIM", "UPDDATTIM"):
                 moment = datetime.fromisoformat(record[name])

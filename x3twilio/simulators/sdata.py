@@ -2,10 +2,13 @@
 
 `compile_where` turns a filter into a predicate over raw records; `parse_order_by`
 turns a sort clause into (property, descending) pairs. Both check property names
-against the class's field types, since X3 answers an unknown property with a 500.
+against the representation's field types, since X3 answers an unknown property with a
+500 (X3_REALITY.md R9). A served name may map to another stored column (`columns`).
 
-Field types use X3's letters: A alphanumeric, N number, M local menu (an integer),
-D date ("YYYY-MM-DD"), DT datetime ("YYYY-MM-DDTHH:MM:SSZ", UTC).
+Field types use the letters of x3data: A alphanumeric, I integer, N decimal, M local menu
+(an integer; a Yes/No value compares as X3's 1 no / 2 yes), B Yes/No (a boolean, compared
+with the literals `true`/`false`), D date ("YYYY-MM-DD"), DT datetime (UTC). How real X3
+compares a boolean is not known: the caller picks `true`/`false` literals (B) or 1/2 (M).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class SDataSyntaxError(SDataError):
     """Malformed expression: X3 answers 400."""
 
 
+class BadComparison(SDataError):
+    """A boolean compared with something else (or the reverse): answered with a 500 too."""
+
+
 class UnknownProperty(SDataError):
     """A property the class does not expose: X3 answers 500 (its documented quirk)."""
 
@@ -41,8 +48,12 @@ class UnknownProperty(SDataError):
 
 def comparable(value: Any, kind: str) -> Any:
     """Turn a raw field value into something that orders like X3 orders it."""
-    if kind in ("N", "M"):
+    if kind in ("N", "M", "I"):
+        if isinstance(value, bool):
+            return 2.0 if value else 1.0  # a Yes/No as local menu 1: 1 no, 2 yes
         return float(value) if value not in (None, "") else float("-inf")
+    if kind == "B":
+        return bool(value)
     if kind == "D":
         return date.fromisoformat(value[:10]) if value else date.min
     if kind == "DT":
@@ -125,13 +136,14 @@ def _tokenize(text: str) -> list[_Token]:
 @dataclass(frozen=True)
 class _Operand:
     prop: str | None  # a property name, or None for a literal
-    kind: str  # the field type, or the literal's own: A, N, D, DT
+    kind: str  # the field type, or the literal's own: A, N, B, D, DT
     value: Any = None  # the literal, already parsed
+    column: str = ""  # the stored column of a property
 
     def getter(self, kind: str) -> Callable[[Mapping[str, Any]], Any]:
         if self.prop is not None:
-            prop, own = self.prop, self.kind
-            return lambda record: comparable(record.get(prop), own)
+            column, own = self.column or self.prop, self.kind
+            return lambda record: comparable(record.get(column), own)
         constant = _coerce(self, kind)
         return lambda record: constant
 
@@ -154,7 +166,9 @@ def _coerce(literal: _Operand, kind: str) -> Any:
     """Convert a literal to the type of the property it is compared with."""
     value = literal.value
     try:
-        if kind in ("N", "M"):
+        if kind == "B":
+            return bool(value)
+        if kind in ("N", "M", "I"):
             return float(value)
         if kind == "D":
             return _to_date(value)
@@ -182,7 +196,7 @@ def _to_datetime(value: Any) -> datetime:
 
 
 def _family(kind: str) -> str:
-    return "N" if kind == "M" else kind
+    return "N" if kind in ("M", "I") else kind
 
 
 # ---------------------------------------------------------------- parser
@@ -191,10 +205,14 @@ def _family(kind: str) -> str:
 class _Parser:
     """Recursive descent over the token list, compiling as it goes."""
 
-    def __init__(self, text: str, types: Mapping[str, str], cls: str) -> None:
+    def __init__(
+        self, text: str, types: Mapping[str, str], cls: str, columns: Mapping[str, str], bools: bool
+    ) -> None:
         self.tokens = _tokenize(text)
         self.types = types
         self.cls = cls
+        self.columns = columns
+        self.bools = bools  # `true`/`false` are literals (else they are property names)
         self.index = 0
 
     def peek(self) -> _Token:
@@ -252,11 +270,13 @@ class _Parser:
             return _literal(token)
         if token.kind != "name" or token.word():
             raise self.error(token, "expected a property or a literal")
+        if self.bools and token.text.lower() in ("true", "false"):
+            return _Operand(None, "B", token.text.lower() == "true")
         if self.peek().text == "(":
             raise SDataSyntaxError(f"Function {token.text} is not supported")
         if token.text not in self.types:
             raise UnknownProperty(token.text, self.cls)
-        return _Operand(token.text, self.types[token.text])
+        return _Operand(token.text, self.types[token.text], column=self.columns.get(token.text, ""))
 
     def comparison(self) -> Predicate:
         left = self.operand()
@@ -311,7 +331,8 @@ class _Parser:
         if token.kind != "str":
             raise self.error(token, "'like' takes a quoted pattern")
         pattern = _like_regex(_literal(token).value)
-        return lambda r: bool(pattern.fullmatch(comparable(r.get(prop), "A"))) != negate
+        column = subject.column or prop
+        return lambda r: bool(pattern.fullmatch(comparable(r.get(column), "A"))) != negate
 
 
 def _common_kind(*operands: _Operand) -> str:
@@ -323,7 +344,13 @@ def _common_kind(*operands: _Operand) -> str:
     if len(kinds) > 1:
         names = ", ".join(o.prop or "" for o in props)
         raise SDataSyntaxError(f"Cannot compare properties of different types: {names}")
-    return props[0].kind
+    kind = props[0].kind
+    for literal in operands:
+        if literal.prop is None and (literal.kind == "B") != (kind == "B"):
+            value = literal.value
+            shown = {"B": str(value).lower(), "A": f"'{value}'"}.get(literal.kind, str(value))
+            raise BadComparison(f"Cannot compare property {props[0].prop} with {shown}")
+    return kind
 
 
 def _like_regex(pattern: str) -> re.Pattern[str]:
@@ -334,11 +361,21 @@ def _like_regex(pattern: str) -> re.Pattern[str]:
 # ---------------------------------------------------------------- public API
 
 
-def compile_where(text: str, types: Mapping[str, str], cls: str = "") -> Predicate:
-    """Compile an SData filter into a predicate over raw records (blank: all)."""
+def compile_where(
+    text: str,
+    types: Mapping[str, str],
+    cls: str = "",
+    columns: Mapping[str, str] | None = None,
+    booleans: bool = True,
+) -> Predicate:
+    """Compile an SData filter into a predicate over raw records (blank: all).
+
+    `columns` maps a property to the stored column it reads (default: its own name);
+    `booleans`: `true`/`false` are literals for B properties (else property names).
+    """
     if not text.strip():
         return lambda record: True
-    return _Parser(text, types, cls).parse()
+    return _Parser(text, types, cls, columns or {}, booleans).parse()
 
 
 def parse_order_by(text: str, types: Mapping[str, str], cls: str = "") -> list[tuple[str, bool]]:

@@ -1,8 +1,12 @@
 """Simulator of the Sage X3 REST api1 (SData JSON), as a WSGI app.
 
-Routes, envelopes, errors and quirks follow SAGE_X3.md §1 and §5: key paging with
-`$links.$next.$url`, SData `where`/`orderBy`, a 500 for an unknown property, `$diagnoses`
-bodies, HTTP Basic with realm "Syracuse", and UPDDATTIM stamped to the UTC second.
+It serves what real X3 sends (X3_REALITY.md; the captured payloads in tests/fixtures/x3/):
+`/api1/x3/erp/{FOLDER}/{CLASS}?representation={REP}.$query|$details|$edit|$create`, key
+paging with `$links.$next.$url`, SData `where`/`orderBy`, a 500 naming an unknown property
+(R9), `$diagnoses` bodies, HTTP Basic with realm "Syracuse", `$etag` = UPDDATTIM stamped to the
+UTC second, Yes/No fields as JSON booleans (R20), and discovery at
+`{CLASS}/$prototypes('{REP}.$facet')`. Where the vendor's behaviour is unknown or differs
+across sites, a constructor switch of `X3Simulator` picks it (its docstring lists them).
 Control routes under `/_sim/` let tests in another process inject faults and read data.
 """
 
@@ -19,7 +23,7 @@ import traceback
 import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from itertools import islice
@@ -36,6 +40,7 @@ from . import (
     sleep_ms,
 )
 from .sdata import (
+    BadComparison,
     Predicate,
     SDataSyntaxError,
     UnknownProperty,
@@ -45,13 +50,21 @@ from .sdata import (
 )
 from .x3data import (
     CLASSES,
+    EMPTY_DATE,
+    STAMPS,
     ClassDef,
     Dataset,
     Record,
+    Rows,
+    Spec,
     build_dataset,
+    columns_of,
     default,
-    dimension,
+    empty_rows,
     key_of,
+    letter,
+    normal_kind,
+    parameter,
     stamp,
 )
 
@@ -59,12 +72,24 @@ API_PREFIX = "/api1/x3/erp/"
 DEFAULT_COUNT = 20
 MAX_COUNT = 200
 FAULT_KINDS = (
-    *("500", "503", "429", "401", "html", "html200", "garbage", "diagnoses"),  # refusals
+    *("500", "503", "429", "401", "html", "html200", "garbage", "diagnoses", "licence"),
     *("timeout", "reset"),  # the real answer, late or never
 )
+PROTOTYPE_FACETS = ("$query", "$details", "$edit")
 _UUIDS = uuid.UUID("6f3b0c1e-58a4-4d7e-9a39-1c0de5ac0e31")
 _RESOURCE = re.compile(r"(?P<cls>[A-Za-z0-9_]+)(?:\((?P<key>.*)\))?")
-_NUMBERED = re.compile(r"(?P<name>[A-Z_][A-Z0-9_]*?)(?P<index>[1-9][0-9]*)")
+_PROTOTYPE = re.compile(
+    r"(?:(?P<cls>[A-Za-z0-9_]+)/)?\$prototypes\('(?P<rep>[A-Za-z0-9_]+)\.(?P<facet>\$\w+)'\)"
+)
+_TYPES = {
+    "A": "application/x-string",
+    "I": "application/x-integer",
+    "N": "application/x-decimal",
+    "M": "application/x-choice",
+    "B": "application/x-boolean",
+    "D": "application/x-date",
+    "DT": "application/x-datetime",
+}
 
 
 class SimError(Exception):
@@ -80,7 +105,7 @@ class SimError(Exception):
 
 
 class NotFound(SimError, KeyError):
-    """No record with that key (X3's message 721)."""
+    """No record with that key (X3's message 721); over HTTP, `missing_status`."""
 
     def __init__(self, cls: str, key: str) -> None:
         super().__init__(404, "721 : Record does not exist")
@@ -132,7 +157,9 @@ class _Table:
     def __init__(self, cls: ClassDef) -> None:
         self.cls = cls
         self.rows: dict[str, Record] = {}
-        self.kinds = [cls.fields[name] for name in cls.keys]
+        self.letters = {name: letter(kind) for name, kind in cls.shape.scalars().items()}
+        self.kinds = [self.letters[name] for name in cls.keys]
+        self.booleans = [name for name, code in self.letters.items() if code == "B"]
         # Shared by bulk-loaded rows: stored values are never mutated in place.
         self.template = cls.defaults()
         self.sequence = 0  # last auto-number handed out
@@ -163,6 +190,14 @@ class _Table:
             self._typed.insert(position, typed)
             self._keys.insert(position, key)
 
+    def delete(self, key: str) -> None:
+        record = self.rows.pop(key)
+        if self._typed is not None:
+            position = bisect_left(self._typed, self.typed(record))
+            while self._keys[position] != key:
+                position += 1
+            del self._typed[position], self._keys[position]
+
     def invalidate(self) -> None:
         self._typed = None
 
@@ -184,7 +219,7 @@ class _Table:
             return list(islice(((k, r) for k, r in hits if where(r)), limit))
         rows = sorted(((k, r) for k, r in self.rows.items() if where(r)), key=self._by_key)
         for name, descending in reversed(order):
-            kind = self.cls.fields[name]
+            kind = self.letters[name]
             rows.sort(key=lambda kr: comparable(kr[1].get(name), kind), reverse=descending)
         kept = (kr for kr in rows if bound is None or bound.admits(self.typed(kr[1])))
         return list(islice(kept, limit))
@@ -201,7 +236,7 @@ def _is_key_order(order: list[tuple[str, bool]], keys: tuple[str, ...]) -> bool:
 
 
 def _copy(record: Mapping[str, Any]) -> Record:
-    """Copy a record (child rows and arrays too) so callers cannot change the store."""
+    """Copy a record (child rows too) so callers cannot change the store."""
     return {name: _copy_value(value) for name, value in record.items()}
 
 
@@ -211,97 +246,284 @@ def _copy_value(value: Any) -> Any:
     return _copy(value) if isinstance(value, dict) else value
 
 
+def _link(shape: Rows, record: Record) -> Record:
+    """Child rows take the header fields they repeat (the partner's code, the order's supplier)."""
+    for name, rows in shape.lists().items():
+        values = {column: record.get(source) for column, source in rows.inherit.items()}
+        current = record.get(name) or []
+        if any(row.get(c) != v for row in current for c, v in values.items()):
+            record = {**record, name: [{**row, **values} for row in current]}
+    return record
+
+
+def _same_line(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return all(old.get(k) == new.get(k) for k in old.keys() | new.keys() if k not in STAMPS)
+
+
 # ---------------------------------------------------------------- values in and out
 
 
-def _convert(cls: str, name: str, kind: str, value: Any) -> Any:
-    """Check one incoming property value against its X3 type; return the raw value."""
-    if value is None:
-        return default(kind)
-    try:
-        return _CONVERTERS[kind[0] if "*" not in kind else "*"](kind, value)
-    except (TypeError, ValueError):
-        raise SimError(400, f"Invalid value {value!r} for property {name} in class {cls}") from None
+class _TooLong(ValueError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(size, limit)
+        self.size, self.limit = size, limit
 
 
 def _alpha(kind: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise TypeError(value)
-    return str(value)
+    text = str(value)
+    if len(text) > parameter(kind):
+        raise _TooLong(len(text), parameter(kind))
+    return text
 
 
 def _number(kind: str, value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise TypeError(value)
-    number = float(value) if isinstance(value, str) else value
-    return int(number) if kind == "M" else number
+    return float(value) if isinstance(value, str) else value
+
+
+def _integer(kind: str, value: Any) -> int:
+    number = _number(kind, value)
+    if number != int(number):
+        raise ValueError(value)
+    return int(number)
 
 
 def _date(kind: str, value: Any) -> str:
-    if kind == "DT":
-        return stamp(comparable(value, "DT")) if value else ""
-    return date.fromisoformat(value).isoformat() if value else ""
-
-
-def _array(kind: str, value: Any) -> list[str]:
-    size = dimension(kind)
-    if not isinstance(value, list) or len(value) > size:
+    if isinstance(value, datetime):
+        return stamp(value)
+    if not isinstance(value, str):
         raise TypeError(value)
-    return [_alpha("A", v) if v is not None else "" for v in value] + [""] * (size - len(value))
+    if value in ("", EMPTY_DATE):
+        return ""
+    return stamp(comparable(value, "DT")) if kind == "DT" else date.fromisoformat(value).isoformat()
 
 
 _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "A": _alpha,
+    "I": _integer,
     "N": _number,
-    "M": _number,
+    "M": _integer,
     "D": _date,
-    "*": _array,
+    "DT": _date,
 }
 
 
-def _absorb(cls: str, spec: Mapping[str, str], body: Mapping[str, Any], base: Record) -> Record:
-    """Merge incoming properties (arrays or TEL1..TEL5 style) into a copy of `base`."""
+@dataclass(frozen=True)
+class _Codec:
+    """How values cross an API: Yes/No as JSON booleans, or as local menu 1 (1 no, 2 yes)."""
+
+    menu: bool = False
+
+    def out(self, kind: str, value: Any) -> Any:
+        code = letter(kind)
+        if code == "B":
+            return (2 if value else 1) if self.menu else bool(value)
+        return EMPTY_DATE if code == "D" and not value else value
+
+    def into(self, kind: str, value: Any) -> Any:
+        """An incoming value as stored; TypeError/ValueError if it does not fit the kind."""
+        if value is None:
+            return default(kind)
+        if letter(kind) != "B":
+            return _CONVERTERS[letter(kind)](kind, value)
+        if self.menu and not isinstance(value, bool) and value in (1, 2):
+            return value == 2
+        if not self.menu and isinstance(value, bool):
+            return value
+        raise TypeError(value)  # boolean mode refuses 1/2; menu mode refuses true/false
+
+
+STORE = _Codec()  # the Python API's: values as stored
+
+
+def _convert(cls: str, name: str, kind: str, value: Any, codec: _Codec) -> Any:
+    """Check one incoming property value against its X3 type; return the stored value."""
+    try:
+        return codec.into(kind, value)
+    except _TooLong as error:
+        raise SimError(
+            400,
+            f"Value too long for property {name} in class {cls}: "
+            f"{error.size} characters, maximum {error.limit}",
+        ) from None
+    except (TypeError, ValueError):
+        raise SimError(400, f"Invalid value {value!r} for property {name} in class {cls}") from None
+
+
+def _is_reference(view: Rows, name: str) -> bool:
+    """`CRY_REF` and the like: the display of a reference, echoed back by clients."""
+    code = name.removesuffix("_REF")
+    return code != name and code in view.fields and view.column(code) in view.refs
+
+
+def _absorb(view: Rows, body: Mapping[str, Any], base: Record, cls: str, codec: _Codec) -> Record:
+    """Merge incoming properties (served names) into a copy of `base` (stored columns)."""
     record = dict(base)
     for name, value in body.items():
-        if name.startswith("$"):
-            continue  # $uuid, $etag...: framework properties the client echoes back
-        if name in spec:
-            record[name] = _convert(cls, name, spec[name], value)
-            continue
-        numbered = _NUMBERED.fullmatch(name)
-        kind = spec.get(numbered["name"], "") if numbered else ""
-        if not numbered or int(numbered["index"]) > dimension(kind):
+        if name.startswith("$") or _is_reference(view, name):
+            continue  # $uuid, $etag, $properties, *_REF: framework data the client echoes
+        kind = view.fields.get(name)
+        if kind is None:
             raise SimError(400, f"Property {name} not found in class {cls}")
-        array = list(record[numbered["name"]])
-        array[int(numbered["index"]) - 1] = _alpha("A", "" if value is None else value)
-        record[numbered["name"]] = array
-    return record
-
-
-def _absorb_record(cls: ClassDef, body: Mapping[str, Any], base: Record) -> Record:
-    scalars = {k: v for k, v in body.items() if k not in cls.children}
-    record = _absorb(cls.name, cls.fields, scalars, base)
-    for name, spec in cls.children.items():
-        if name not in body:
-            continue
-        rows = body[name]
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise SimError(400, f"Property {name} of class {cls.name} must be a list of objects")
-        empty = {n: default(k) for n, k in spec.items()}
-        record[name] = [_absorb(cls.name, spec, row, empty) for row in rows]
-    return record
-
-
-def _out(spec: Mapping[str, str], record: Mapping[str, Any], numbered: bool) -> dict[str, Any]:
-    """Serialise a row's scalar fields; dimensioned ones as arrays or as TEL1..TEL5."""
-    out: dict[str, Any] = {}
-    for name, kind in spec.items():
-        value = record.get(name)
-        if "*" in kind and numbered:
-            out.update({f"{name}{i + 1}": v for i, v in enumerate(value or [])})
+        if isinstance(kind, Rows):
+            record[view.column(name)] = _absorb_rows(kind, name, value, cls, codec)
         else:
-            out[name] = list(value) if isinstance(value, list) else value
-    return out
+            record[view.column(name)] = _convert(cls, name, kind, value, codec)
+    return record
+
+
+def _absorb_rows(rows: Rows, name: str, value: Any, cls: str, codec: _Codec) -> list[Record]:
+    """A child list in a body replaces the stored one as a whole; slots are padded."""
+    if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+        raise SimError(400, f"Property {name} of class {cls} must be a list of objects")
+    if rows.slots and len(value) > rows.slots:
+        raise SimError(400, f"Property {name} of class {cls} has at most {rows.slots} rows")
+    empty = empty_rows(rows)
+    bases = empty if rows.slots else [rows.defaults()] * len(value)
+    given = [_absorb(rows, row, base, cls, codec) for row, base in zip(value, bases, strict=False)]
+    return given + empty[len(given) :]
+
+
+# ---------------------------------------------------------------- representations
+
+
+@dataclass(frozen=True)
+class Representation:
+    """A representation over a class: what its facets serve, by served name."""
+
+    name: str
+    cls: ClassDef
+    query: Rows  # the $query rows
+    details: Rows  # $details, $edit and $create
+
+    def view(self, facet: str) -> Rows:
+        return self.query if facet == "$query" else self.details
+
+
+def _everything(column: str, kind: str | Rows) -> bool:
+    return True
+
+
+def _view(shape: Rows, keep: Callable[[str, str | Rows], bool], renames: Mapping[str, str]) -> Rows:
+    """What a facet serves of `shape`: the header columns `keep` takes, under served names."""
+    fields: Spec = {}
+    for column, kind in shape.fields.items():
+        if keep(column, kind):
+            child = _view(kind, _everything, renames) if isinstance(kind, Rows) else kind
+            fields[renames.get(column, column)] = child
+    columns = {renames[c]: c for c in shape.fields if c in renames}
+    keys = tuple(renames.get(k, k) for k in shape.keys)
+    return replace(shape, fields=fields, columns=columns, keys=keys)
+
+
+def _representation(
+    name: str, cls: ClassDef, shown: set[str], added: set[str], options: _Options
+) -> Representation:
+    """`shown`: the columns this representation adds; `added`: the class's columns that
+    only custom representations show."""
+    left_out = (cls.unpublished | added) - shown
+    not_queried = left_out if options.query_stamps else left_out | set(STAMPS)
+    not_detailed = left_out | cls.query_only
+    renames = options.renamed.get(cls.name, {})
+
+    def in_query(column: str, kind: str | Rows) -> bool:
+        return isinstance(kind, str) and column not in not_queried
+
+    def in_details(column: str, kind: str | Rows) -> bool:
+        return column not in not_detailed
+
+    return Representation(
+        name, cls, _view(cls.shape, in_query, renames), _view(cls.shape, in_details, renames)
+    )
+
+
+@dataclass(frozen=True)
+class _Options:
+    query_stamps: bool
+    renamed: Mapping[str, Mapping[str, str]]
+    custom: Mapping[str, Mapping[str, Any]]
+
+
+def _extras(custom: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """Each custom representation's extra fields, kinds normalised."""
+    found = {}
+    for name, config in custom.items():
+        if config.get("class") not in CLASSES or name in CLASSES:
+            raise ValueError(f"Representation {name}: 'class' must name a class, not be one")
+        if CLASSES[config["class"]].header and config.get("extra"):
+            raise ValueError(f"Representation {name}: lines of {config['class']} take no extra")
+        found[name] = {f: normal_kind(k) for f, k in dict(config.get("extra") or {}).items()}
+    return found
+
+
+def _build(options: _Options) -> tuple[dict[str, ClassDef], dict[str, Representation]]:
+    """The classes (custom representations' extra fields added) and every representation."""
+    extras = _extras(options.custom)
+    added: dict[str, dict[str, str]] = {name: {} for name in CLASSES}
+    for name, fields in extras.items():
+        base = CLASSES[options.custom[name]["class"]]
+        added[base.name].update({f: k for f, k in fields.items() if f not in base.fields})
+    classes = {name: _with_fields(cls, added[name]) for name, cls in CLASSES.items()}
+    _check_renames(classes, options.renamed)
+    reps = {
+        name: _representation(name, cls, set(), set(added[name]), options)
+        for name, cls in classes.items()
+    }
+    for name, fields in extras.items():
+        cls = classes[options.custom[name]["class"]]
+        reps[name] = _representation(name, cls, set(fields), set(added[cls.name]), options)
+    return classes, reps
+
+
+def _with_fields(cls: ClassDef, extra: Mapping[str, str]) -> ClassDef:
+    if not extra:
+        return cls
+    fields: Spec = {**cls.shape.scalars(), **extra, **cls.shape.lists()}
+    return replace(cls, shape=replace(cls.shape, fields=fields))
+
+
+def _check_renames(
+    classes: Mapping[str, ClassDef], renamed: Mapping[str, Mapping[str, str]]
+) -> None:
+    for name, renames in renamed.items():
+        if name not in classes:
+            raise ValueError(f"renamed: unknown class {name!r}")
+        known = columns_of(classes[name].shape)
+        for old, new in renames.items():
+            if old not in known or new in known:
+                raise ValueError(f"renamed: {name}.{old} -> {new} (old must exist, new must not)")
+
+
+def _describe(view: Rows, sortable: bool, codec: _Codec) -> dict[str, Any]:
+    """A prototype's `$properties` for what `view` serves."""
+    described: dict[str, Any] = {}
+    for name, kind in view.fields.items():
+        if isinstance(kind, Rows):
+            item = {"$properties": _describe(kind, False, codec)}
+            described[name] = {"$type": "application/x-array", "$item": item}
+            continue
+        prop = _type(kind, codec)
+        if name in view.keys:
+            prop["$isMandatory"] = True
+        if sortable:
+            prop["$capabilities"] = "sort"
+        described[name] = prop
+    return described
+
+
+def _type(kind: str, codec: _Codec) -> dict[str, Any]:
+    code, number = letter(kind), parameter(kind)
+    if code == "B" and codec.menu:
+        return {"$type": _TYPES["M"], "$menu": 1}
+    prop: dict[str, Any] = {"$type": _TYPES[code]}
+    if code == "A":
+        prop["$maxLength"] = number
+    if code == "M" and number:
+        prop["$menu"] = number
+    return prop
 
 
 # ---------------------------------------------------------------- requests
@@ -310,11 +532,15 @@ def _out(spec: Mapping[str, str], record: Mapping[str, Any], numbered: bool) -> 
 @dataclass
 class _Request:
     environ: dict[str, Any]
-    cls: ClassDef
+    rep: Representation
     table: _Table
     key: str | None
     query: str
     params: dict[str, str]
+
+    @property
+    def cls(self) -> ClassDef:
+        return self.rep.cls
 
     def record_key(self) -> str:
         if self.key is None:
@@ -324,15 +550,16 @@ class _Request:
     def param(self, name: str) -> str:
         return self.params.get(name, "")
 
-    def base(self) -> str:
-        env = self.environ
-        host = env.get("HTTP_HOST") or f"{env['SERVER_NAME']}:{env['SERVER_PORT']}"
-        return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
-
     def url(self, query: str | None = None) -> str:
         path = request_target(self.environ).partition("?")[0]
         query = self.query if query is None else query
-        return f"{self.base()}{path}?{query}" if query else f"{self.base()}{path}"
+        base = _base(self.environ)
+        return f"{base}{path}?{query}" if query else f"{base}{path}"
+
+
+def _base(env: dict[str, Any]) -> str:
+    host = env.get("HTTP_HOST") or f"{env['SERVER_NAME']}:{env['SERVER_PORT']}"
+    return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
 
 
 def _split_target(environ: dict[str, Any]) -> tuple[str, str]:
@@ -389,6 +616,11 @@ _LOGIN_PAGE = (
     '<form method="post" action="/auth/login/submit"><input name="login"/>'
     '<input type="password" name="password"/><button>Sign in</button></form></body></html>'
 )
+# The licence's daily web-service data volume (WSSIZELIMIT, then WSGRACELIMIT) is used up.
+# X3 documents the limit, not the answer: the status 503 and this text are guesses.
+LICENCE_MESSAGE = (
+    "The data volume allowed by the license for web services has been reached (WSSIZELIMIT)"
+)
 
 
 def _refusal(kind: str) -> Reply | None:
@@ -402,6 +634,7 @@ def _refusal(kind: str) -> Reply | None:
         "html": Reply(502, _PROXY_PAGE, "text/html"),
         "html200": Reply(200, _LOGIN_PAGE, "text/html; charset=utf-8"),
         "diagnoses": Reply(200, {"$resources": [], **diagnoses("Session lost: request failed")}),
+        "licence": Reply(503, diagnoses(LICENCE_MESSAGE)),
     }.get(kind)
 
 
@@ -411,11 +644,36 @@ def _garbled(reply: Reply) -> Reply:
     return Reply(200, data[: max(len(data) // 2, 1)])
 
 
+def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> Any:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, not {value!r}")
+    return value
+
+
 # ---------------------------------------------------------------- the simulator
 
 
 class X3Simulator:
-    """Sage X3 REST api1 over a seeded distributor dataset; a thread-safe WSGI app."""
+    """Sage X3 REST api1 over a seeded distributor dataset; a thread-safe WSGI app.
+
+    Switches for what real sites do differently or what is not known (defaults: a standard
+    site, as far as the evidence shows it):
+
+    - `yes_no`: "boolean" (Yes/No fields are JSON booleans, as captured) or "menu" (older
+      builds: 1 no, 2 yes). Each mode refuses the other's values in a PUT/POST (400).
+    - `where_booleans`: "true" (`where` compares a Yes/No property with `true`/`false`) or
+      "menu" (with 1/2). The other literal is a 500: `eq 2` in "true" mode cannot compare a
+      boolean; `eq true` in "menu" mode is an unknown property `true`.
+    - `prototypes`: serve `$prototypes('{REP}.$facet')` (False: 404, as a server without it).
+    - `query_stamps`: whether `$query` rows carry UPDDATTIM/CREDATTIM (False: absent from the
+      rows and the prototype, and a `where`/`orderBy` on them is a 500).
+    - `renamed`: {class: {code: new code}}: the site serves a field under another name; the
+      old one is unknown everywhere over HTTP (the store and the Python API keep it).
+    - `representations`: {name: {"class": CLASS, "extra": {CODE: KIND}}}: custom
+      representations over a class, in every facet; extra fields (kinds as in x3data, "A"
+      being text of 250) are stored with the record, "" (or the kind's zero) by default.
+    - `missing_status`: the HTTP status of `$details`/`$edit` for a key that does not exist.
+    """
 
     def __init__(
         self,
@@ -423,19 +681,29 @@ class X3Simulator:
         password: str = "admin-secret",
         folder: str = "SEED",
         clock: Callable[[], datetime] | None = None,
-        dimensioned: str = "array",
         dataset: Dataset | None = None,
+        *,
+        yes_no: str = "boolean",
+        where_booleans: str = "true",
+        prototypes: bool = True,
+        query_stamps: bool = True,
+        renamed: Mapping[str, Mapping[str, str]] | None = None,
+        representations: Mapping[str, Mapping[str, Any]] | None = None,
+        missing_status: int = 404,
     ) -> None:
-        if dimensioned not in ("array", "numbered"):
-            raise ValueError(f"dimensioned must be 'array' or 'numbered', not {dimensioned!r}")
         self.user, self.password, self.folder = user, password, folder
-        self.dimensioned = dimensioned
+        self.codec = _Codec(menu=_choice("yes_no", yes_no, ("boolean", "menu")) == "menu")
+        self.where_booleans = _choice("where_booleans", where_booleans, ("true", "menu"))
+        self.prototypes = prototypes
+        self.missing_status = missing_status
         self.faults = Faults()
         self.latency_ms: float = 0
         self.requests = 0
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
-        self._tables = {name: _Table(cls) for name, cls in CLASSES.items()}
+        options = _Options(query_stamps, renamed or {}, representations or {})
+        self._classes, self._reps = _build(options)
+        self._tables = {name: _Table(cls) for name, cls in self._classes.items()}
         self._load(build_dataset(self.now()) if dataset is None else dataset)
         from .graphql import GraphQLEndpoint  # GraphQL over the same store (imports this)
 
@@ -444,10 +712,12 @@ class X3Simulator:
     def _load(self, dataset: Dataset) -> None:
         for name, rows in dataset.items():
             table = self._table(name)
+            if table.cls.header:
+                raise ValueError(f"{name} rows come with their {table.cls.header} records")
             for key, record in rows.items():
-                table.rows[key] = {**table.template, **_copy(record)}
+                self._place(table, key, {**table.template, **_copy(record)})
 
-    # ------------------------------------------------------------ Python API
+    # ------------------------------------------------------------ Python API (stored shape)
 
     def now(self) -> datetime:
         """The simulator's clock, in UTC, truncated to the second (X3's granularity)."""
@@ -473,29 +743,56 @@ class X3Simulator:
     def add_records(
         self, cls: str, records: Iterable[Mapping[str, Any]], stamp: datetime | str | None = None
     ) -> None:
-        """Bulk insert raw records, unchecked but for field names (for volume tests)."""
+        """Bulk insert raw records, unchecked but for field names (for volume tests).
+
+        Yes/No values may be given as stored (bools) or as local menu 1 (1 no, 2 yes).
+        """
         when = _stamp_text(stamp) if stamp is not None else ""
         with self._lock:
             table = self._table(cls)
-            allowed = set(table.cls.fields) | set(table.cls.children)
+            if table.cls.header:
+                raise SimError(400, f"Class {cls} is written through {table.cls.header}")
+            allowed = set(table.cls.fields)
             try:
                 for record in records:
                     unknown = record.keys() - allowed
                     if unknown:
                         raise SimError(400, f"Property {min(unknown)} not found in class {cls}")
                     self._bulk_one(table, record, when)
-            finally:
-                table.invalidate()  # rebuilt by the next query, once for the whole batch
+            finally:  # indexes are rebuilt by the next query, once for the whole batch
+                table.invalidate()
+                if table.cls.lines:
+                    self._table(table.cls.lines).invalidate()
 
     def _bulk_one(self, table: _Table, record: Mapping[str, Any], when: str) -> None:
         row = {**table.template, **_copy(record)}
-        for name in ("CREDATTIM", "UPDDATTIM"):
+        for name in table.booleans:
+            if not isinstance(row[name], bool):
+                row[name] = row[name] == 2
+        for name in STAMPS:
             if name in row and (when or not row[name]):
                 row[name] = when or stamp(self.now())
-        key = self._assign_key(table, row)
+        self._place(table, self._assign_key(table, row), row)
+
+    def _place(self, table: _Table, key: str, row: Record) -> None:
+        """Put a raw row in its table (unindexed), and its lines in theirs."""
         if key in table.rows:
             raise SimError(409, f"Record {key} already exists in class {table.cls.name}")
+        row = _link(table.cls.shape, row)
+        if table.cls.lines:
+            row = self._place_lines(self._table(table.cls.lines), row)
         table.rows[key] = row
+
+    def _place_lines(self, lines: _Table, row: Record) -> Record:
+        """An order's lines, stamped like it where they are not, into the lines class."""
+        name = lines.cls.name
+        placed = [{**line, **{s: line.get(s) or row[s] for s in STAMPS}} for line in row[name]]
+        for line in placed:
+            key = key_of(lines.cls, line)
+            if key in lines.rows:
+                raise SimError(409, f"Record {key} already exists in class {name}")
+            lines.rows[key] = line
+        return {**row, name: placed}
 
     # ------------------------------------------------------------ data operations
 
@@ -521,35 +818,87 @@ class X3Simulator:
             missing = [] if key_of(table.cls, record) not in table.rows else missing
         return key_of(table.cls, record)
 
-    def _insert(self, cls: str, body: Mapping[str, Any]) -> tuple[str, Record]:
+    def _insert(
+        self, cls: str, body: Mapping[str, Any], view: Rows | None = None, codec: _Codec = STORE
+    ) -> tuple[str, Record]:
         with self._lock:
             table = self._table(cls)
-            record = _absorb_record(table.cls, body, table.cls.defaults())
+            if table.cls.header:
+                raise SimError(400, f"Lines of class {cls} are created in their {table.cls.header}")
+            record = _absorb(view or table.cls.shape, body, table.cls.defaults(), cls, codec)
             key = self._assign_key(table, record)
             if key in table.rows:
                 raise SimError(409, f"Record {key} already exists in class {cls}")
             now = stamp(self.now())
             audit = {"CREDATTIM": now, "UPDDATTIM": now, "CREUSR": self.user, "UPDUSR": self.user}
             record.update({k: v for k, v in audit.items() if k in table.cls.fields})
-            table.put(key, record)
-            return key, record
+            return key, self._write(table, key, record, None, now)
 
     def _update(
-        self, cls: str, key: str, changes: Mapping[str, Any], keep_audit: bool = False
+        self,
+        cls: str,
+        key: str,
+        changes: Mapping[str, Any],
+        view: Rows | None = None,
+        codec: _Codec = STORE,
+        keep_audit: bool = False,
     ) -> Record:
         with self._lock:
             table = self._table(cls)
             old = self._record(cls, key)
-            record = _absorb_record(table.cls, changes, old)
-            changed = [k for k in table.cls.keys if record[k] != old[k]]
+            record = _absorb(view or table.cls.shape, changes, old, cls, codec)
+            fixed = (*table.cls.keys, *table.cls.shape.inherit)  # a line's are its order's
+            changed = [k for k in fixed if record.get(k) != old.get(k)]
             if changed:
-                raise SimError(400, f"Key property {changed[0]} cannot be modified")
-            audit = {"UPDDATTIM": stamp(self.now()), "UPDUSR": self.user}
-            for name, value in audit.items():
+                raise SimError(400, f"Property {changed[0]} cannot be modified")
+            now = stamp(self.now())
+            for name, value in {"UPDDATTIM": now, "UPDUSR": self.user}.items():
                 if name in table.cls.fields and not (keep_audit and name in changes):
                     record[name] = value
-            table.put(key, record)
-            return record
+            return self._write(table, key, record, old, now)
+
+    def _write(
+        self, table: _Table, key: str, record: Record, old: Record | None, now: str
+    ) -> Record:
+        """Store a record; keep an order and its lines (also a class) consistent."""
+        record = _link(table.cls.shape, record)
+        if table.cls.lines:
+            record = self._stamp_lines(table.cls.lines, record, old, now)
+        table.put(key, record)
+        if table.cls.header:
+            self._into_header(table.cls, record)
+        return record
+
+    def _stamp_lines(self, name: str, record: Record, old: Record | None, now: str) -> Record:
+        """Lines changed by a write of their order are stamped; the lines class follows."""
+        lines_table = self._table(name)
+        cls = lines_table.cls
+        before = {key_of(cls, line): line for line in (old or {}).get(name, [])}
+        lines: dict[str, Record] = {}
+        for line in record.get(name) or []:
+            key = key_of(cls, line)
+            if key in lines:
+                raise SimError(400, f"Line {key} appears twice in {name}")
+            previous = before.get(key)
+            if previous is not None and _same_line(previous, line):
+                lines[key] = previous
+            else:
+                created = previous["CREDATTIM"] if previous else now
+                lines[key] = {**line, "CREDATTIM": created, "UPDDATTIM": now}
+        for key in before.keys() - lines.keys():
+            lines_table.delete(key)
+        for key, line in lines.items():
+            lines_table.put(key, line)
+        return {**record, name: list(lines.values())}
+
+    def _into_header(self, cls: ClassDef, line: Record) -> None:
+        """A line written through its own class replaces itself in its order."""
+        header = self._table(cls.header)
+        head_key = key_of(header.cls, {h: line[c] for c, h in cls.shape.inherit.items()})
+        order = header.rows[head_key]
+        key = key_of(cls, line)
+        lines = [line if key_of(cls, other) == key else other for other in order[cls.name]]
+        header.put(head_key, {**order, cls.name: lines})
 
     # ------------------------------------------------------------ WSGI
 
@@ -593,10 +942,12 @@ class X3Simulator:
     def _handle(self, environ: dict[str, Any], path: str, query: str) -> Reply:
         try:
             return self._route(environ, path, query)
-        except UnknownProperty as error:  # X3 answers a bad property with a 500
+        except (UnknownProperty, BadComparison) as error:  # X3 answers these with a 500
             return Reply(500, diagnoses(str(error), trace=f"{type(error).__name__}: {error}"))
         except SDataSyntaxError as error:
             return Reply(400, diagnoses(str(error)))
+        except NotFound as error:
+            return Reply(self.missing_status, diagnoses(error.message))
         except SimError as error:
             return Reply(error.status, diagnoses(error.message))
         except Exception as error:  # keep serving, as X3 does, with the trace in the body
@@ -617,16 +968,19 @@ class X3Simulator:
         if not path.startswith(API_PREFIX):
             raise SimError(404, f"Resource {path} not found")
         folder, _, resource = path[len(API_PREFIX) :].partition("/")
-        match = _RESOURCE.fullmatch(resource)
         if folder != self.folder:
             raise SimError(404, f"Endpoint {folder} not found")
+        prototype = _PROTOTYPE.fullmatch(resource)
+        if prototype is not None and self.prototypes:
+            return self._prototype(environ, prototype)
+        match = _RESOURCE.fullmatch(resource)
         if match is None:
             raise SimError(404, f"Resource {resource} not found")
         table = self._table(match["cls"])
         params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        rep, facet = self._facet(table.cls, params.get("representation", ""))
         key = _unquote_key(match["key"])
-        request = _Request(environ, table.cls, table, key, query, params)
-        facet = self._facet(request)
+        request = _Request(environ, rep, table, key, query, params)
         method = environ["REQUEST_METHOD"]
         handler = _ROUTES.get((method, key is not None, facet))
         if handler is None and method not in ("GET", "PUT", "POST"):
@@ -635,35 +989,35 @@ class X3Simulator:
             raise SimError(400, f"Facet {facet or '(none)'} is not valid for {method} {resource}")
         return handler(self, request)
 
-    @staticmethod
-    def _facet(request: _Request) -> str:
-        representation = request.param("representation")
+    def _facet(self, cls: ClassDef, representation: str) -> tuple[Representation, str]:
         if not representation:
             raise SimError(400, "The representation parameter is mandatory")
         name, _, facet = representation.partition(".")
-        if name != request.cls.name:
+        rep = self._reps.get(name)
+        if rep is None or rep.cls.name != cls.name:
             raise SimError(404, f"Representation {name} not found")
-        return facet
+        return rep, facet
 
     # ------------------------------------------------------------ api1 handlers
 
     def _query(self, request: _Request) -> Reply:
-        cls, table = request.cls, request.table
+        cls, table, view = request.cls, request.table, request.rep.query
         count = _page_size(request.params)
-        types = {n: k for n, k in cls.fields.items() if "*" not in k}
-        where = compile_where(request.param("where"), types, cls.name)
+        types = {name: self._compared_as(kind) for name, kind in view.scalars().items()}
+        booleans = self.where_booleans == "true"
+        where = compile_where(request.param("where"), types, cls.name, view.columns, booleans)
         order = parse_order_by(request.param("orderBy"), types, cls.name)
+        stored = [(view.column(name), descending) for name, descending in order]
         bound = _bound(table, request.param("key"))
         with self._lock:
-            rows = table.select(where, order, bound, count + 1)
-        numbered = self.dimensioned == "numbered"
+            rows = table.select(where, stored, bound, count + 1)
         body: dict[str, Any] = {
             "$url": request.url(),
             "$descriptor": cls.descriptor,
             "$startIndex": 1,
             "$itemsPerPage": count,
             "$resources": [
-                {"$uuid": self._uuid(cls.name, k), "$key": k, **_out(cls.fields, r, numbered)}
+                {"$uuid": self._uuid(f"{cls.name}/{k}"), "$key": k, **self._values(view, r)}
                 for k, r in rows[:count]
             ],
             "$links": {},
@@ -673,24 +1027,30 @@ class X3Simulator:
             body["$links"] = {"$next": {"$url": next_url}}
         return Reply(200, body)
 
+    def _compared_as(self, kind: str) -> str:
+        """The type `where` compares a property as: a Yes/No as 1/2 in "menu" mode."""
+        code = letter(kind)
+        return "M" if code == "B" and self.where_booleans == "menu" else code
+
     def _details(self, request: _Request) -> Reply:
         key = request.record_key()
         with self._lock:
             record = self._record(request.cls.name, key)
-        return Reply(200, self._full(request.cls, key, record))
+        return Reply(200, self._full(request.rep, key, record))
 
     def _put(self, request: _Request) -> Reply:
-        key = request.record_key()
-        record = self._update(request.cls.name, key, _json_object(request.environ))
-        return Reply(200, self._full(request.cls, key, record))
+        key, view = request.record_key(), request.rep.details
+        body = _json_object(request.environ)
+        record = self._update(request.cls.name, key, body, view, self.codec)
+        return Reply(200, self._full(request.rep, key, record))
 
     def _post(self, request: _Request) -> Reply:
-        key, record = self._insert(request.cls.name, _json_object(request.environ))
-        name = request.cls.name
+        body = _json_object(request.environ)
+        key, record = self._insert(request.cls.name, body, request.rep.details, self.codec)
         location = (
-            f"{request.base()}{API_PREFIX}{self.folder}/{name}"
+            f"{_base(request.environ)}{API_PREFIX}{self.folder}/{request.cls.name}"
             f"('{quote(key.replace(chr(39), chr(39) * 2), safe='~')}')"
-            f"?representation={name}.$details"
+            f"?representation={request.rep.name}.$details"
         )
         meta = {
             "$key": key,
@@ -700,23 +1060,77 @@ class X3Simulator:
             "$updUser": record.get("UPDUSR", self.user),
             "$updDate": record.get("UPDDATTIM", ""),
         }
-        body = {**self._full(request.cls, key, record), **meta}
+        body = {**self._full(request.rep, key, record), **meta}
         return Reply(201, body, headers=[("Location", location)])
 
-    def _full(self, cls: ClassDef, key: str, record: Record) -> dict[str, Any]:
-        """The details facet: the record, its `$uuid`/`$etag`, children embedded."""
-        numbered = self.dimensioned == "numbered"
-        body = {"$uuid": self._uuid(cls.name, key), "$etag": record.get("UPDDATTIM", "")}
-        body.update(_out(cls.fields, record, numbered))
-        for name, spec in cls.children.items():
-            body[name] = [
-                {"$uuid": self._uuid(cls.name, f"{key}/{name}/{i}"), **_out(spec, row, numbered)}
-                for i, row in enumerate(record.get(name, []))
-            ]
+    def _full(self, rep: Representation, key: str, record: Record) -> dict[str, Any]:
+        """The details facet: `$uuid`, `$etag`, the session context, then the record."""
+        path = f"{rep.cls.name}/{key}"
+        body = {"$uuid": self._uuid(path), "$etag": record.get("UPDDATTIM", ""), **self._context()}
+        return {**body, **self._serialise(rep.details, record, path)}
+
+    def _context(self) -> dict[str, str]:
+        return {
+            "$actxUser": self.user.upper(),
+            "$actxLogin": self.user,
+            "$actxFolder": self.folder,
+            "$actxSolution": "X3",
+            "$actxLan": "ENG",
+            "$actxLanIso": "en-GB",
+        }
+
+    def _values(self, view: Rows, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A `$query` row: the scalar values `view` serves."""
+        return {n: self.codec.out(k, record.get(view.column(n))) for n, k in view.scalars().items()}
+
+    def _serialise(
+        self, view: Rows, record: Mapping[str, Any], path: str, row: bool = False
+    ) -> dict[str, Any]:
+        """A `$details` record or child row: values, *_REF objects, child lists (each row
+        with its `$uuid`), `$properties` (keys are mandatory; a child row's also disabled)."""
+        body: dict[str, Any] = {}
+        for name, kind in view.fields.items():
+            column = view.column(name)
+            if isinstance(kind, Rows):
+                rows = enumerate(record.get(column) or [])
+                body[name] = [self._row(kind, one, f"{path}/{name}/{i}") for i, one in rows]
+                continue
+            body[name] = self.codec.out(kind, record.get(column))
+            ref = view.refs.get(column)
+            if ref is not None:
+                body[f"{name}_REF"] = ref(record, column)
+        if view.keys:
+            flags = {"$isDisabled": True, "$isMandatory": True} if row else {"$isMandatory": True}
+            body["$properties"] = {key: dict(flags) for key in view.keys}
         return body
 
-    def _uuid(self, cls: str, key: str) -> str:
-        return str(uuid.uuid5(_UUIDS, f"{self.folder}/{cls}/{key}"))
+    def _row(self, view: Rows, row: Mapping[str, Any], path: str) -> dict[str, Any]:
+        return {"$uuid": self._uuid(path), **self._serialise(view, row, path, row=True)}
+
+    def _uuid(self, path: str) -> str:
+        return str(uuid.uuid5(_UUIDS, f"{self.folder}/{path}"))
+
+    def _prototype(self, environ: dict[str, Any], match: re.Match[str]) -> Reply:
+        """What a representation's facet serves: each property's type, length, flags."""
+        if environ["REQUEST_METHOD"] != "GET":
+            raise SimError(405, f"Method {environ['REQUEST_METHOD']} is not allowed")
+        rep = self._reps.get(match["rep"])
+        if rep is None or match["cls"] not in (None, rep.cls.name):
+            raise SimError(404, f"Representation {match['rep']} not found")
+        facet = match["facet"]
+        if facet not in PROTOTYPE_FACETS:
+            raise SimError(404, f"Prototype {rep.name}.{facet} not found")
+        view = rep.view(facet)
+        return Reply(
+            200,
+            {
+                "$url": f"{_base(environ)}{request_target(environ)}",
+                "$title": rep.cls.descriptor,
+                "$representation": rep.name,
+                "$facet": facet,
+                "$properties": _describe(view, facet == "$query", self.codec),
+            },
+        )
 
     # ------------------------------------------------------------ control routes
 
@@ -753,7 +1167,7 @@ class X3Simulator:
 
 
 def _unquote_key(text: str | None) -> str | None:
-    """`'PISU~PI1~1'` -> `PISU~PI1~1` (the path is already URL-decoded)."""
+    """`'PISU~PI1~1~1'` -> `PISU~PI1~1~1` (the path is already URL-decoded)."""
     if text is None:
         return None
     if len(text) >= 2 and text[0] == text[-1] == "'":

@@ -1,164 +1,344 @@
 """The classes the X3 simulator serves, and its seeded dataset of a mid-market distributor.
 
-Field codes follow the X3 table dictionary (SAGE_X3.md §2, §4). Types use X3's
-letters: A alphanumeric, N number, M local menu, D date, DT datetime; `A*5` is a
-dimensioned field (TEL(0..4)), kept as a list here and serialised by the simulator.
+Shapes follow what real X3 folders send (X3_REALITY.md, and the captured payloads in
+tests/fixtures/x3/): a partner's addresses are the child list `BPCBPRBPA` (`BPSBPRBPA` for a
+supplier), its phones and e-mails the five-slot lists `…COLTEL`/`…COLWEB` of each address, its
+contacts `BPCBPRCNT`; Yes/No fields (local menu 1) are booleans; the PO header's expected date
+is `EXTRCPDAT1` (`EXTRCPDAT` is on the lines, also served as the class `PORDERQ`); an open item
+is keyed TYP~NUM~LIG~DUDLIG. Field codes otherwise follow the X3 table dictionary.
+
+Kinds, as `CODE:KIND` in the specs: `A:n` text of at most n characters (a bare number is
+short for it), `I` integer, `N` decimal, `M` local menu (`M:n`: menu n), `B` Yes/No (stored as
+a Python bool), `D` date, `DT` datetime. A `Rows` value is a child list.
 `build_dataset(now)` is deterministic: the same `now` always gives the same records.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 Record = dict[str, Any]
 Dataset = dict[str, dict[str, Record]]
+Ref = Callable[[Mapping[str, Any], str], dict[str, Any]]  # (row, column) -> the *_REF object
+Spec: TypeAlias = "dict[str, str | Rows]"
 
 SEED = 20240502
 USERS = ("JDUP", "MLEG", "ACHA", "BATCH")
+LETTERS = ("A", "I", "N", "M", "B", "D", "DT")
+TEXT = 250  # the length of a text field given without one (X3's longest alphanumeric)
+EMPTY_DATE = "0000-00-00"  # how api1 sends an empty date (stored as "")
+STAMPS = ("CREDATTIM", "UPDDATTIM")
+AUDIT_CODES = frozenset({*STAMPS, "CREUSR", "UPDUSR"})
 
 
-def _spec(text: str) -> dict[str, str]:
-    """'BPSNUM ENAFLG:M TEL:A*5' -> {'BPSNUM': 'A', 'ENAFLG': 'M', 'TEL': 'A*5'}."""
+def normal_kind(text: str) -> str:
+    """'15' -> 'A:15', 'A' -> 'A:250'; checks the letter and its parameter."""
+    if text.isdigit():
+        return f"A:{text}"
+    code, _, parameter = text.partition(":")
+    if code not in LETTERS or not (parameter.isdigit() if parameter else True):
+        raise ValueError(f"Unknown field kind {text!r}")
+    if parameter and code not in ("A", "M"):
+        raise ValueError(f"Field kind {text!r} takes no parameter")
+    return f"A:{TEXT}" if text == "A" else text
+
+
+def letter(kind: str) -> str:
+    """'A:15' -> 'A', 'M:280' -> 'M'."""
+    return kind.partition(":")[0]
+
+
+def parameter(kind: str) -> int:
+    """The length of a text field or the number of a local menu (0 if none)."""
+    return int(kind.partition(":")[2] or 0)
+
+
+def _spec(text: str) -> dict[str, str | Rows]:
+    """'BPSNUM:15 ENAFLG:B' -> {'BPSNUM': 'A:15', 'ENAFLG': 'B'}."""
     fields = (word.partition(":") for word in text.split())
-    return {name: kind or "A" for name, _, kind in fields}
+    return {name: normal_kind(kind or "A") for name, _, kind in fields}
 
 
-AUDIT = "CREDATTIM:DT UPDDATTIM:DT CREUSR UPDUSR"
-ADDRESS = _spec(
-    "BPAADD BPADES BPAADDFLG:M BPAADDLIG:A*3 POSCOD CTY SAT CRY CRYNAM TEL:A*5 FAX MOB "
-    "WEB:A*5 FCYWEB"
-)
-CONTACT = _spec("CCNCRM CNTTTL:M CNTFNA CNTLNA CNTFNC:M TEL FAX MOB WEB")
+def default(kind: str) -> Any:
+    return {"I": 0, "M": 0, "N": 0.0, "B": False}.get(letter(kind), "")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The shape of a record or of a child list's rows: field code -> kind, or Rows (a list).
+
+    `columns` maps a served name to the stored column (a representation's renames); the
+    other maps are by stored column. `slots` > 0: a fixed list of that many rows, the
+    `slot` field numbering them 1..slots (X3's TEL(0..4) as `…COLTEL`).
+    """
+
+    fields: Spec
+    keys: tuple[str, ...] = ()
+    refs: Mapping[str, Ref] = field(default_factory=dict)
+    slots: int = 0
+    slot: str = ""
+    inherit: Mapping[str, str] = field(default_factory=dict)  # row column <- header column
+    preset: Mapping[str, Any] = field(default_factory=dict)  # a new row's starting values
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+    def column(self, name: str) -> str:
+        return self.columns.get(name, name)
+
+    def defaults(self) -> Record:
+        """An empty record, by stored column."""
+        record = {
+            self.column(name): empty_rows(kind) if isinstance(kind, Rows) else default(kind)
+            for name, kind in self.fields.items()
+        }
+        return {**record, **self.preset}
+
+    def scalars(self) -> dict[str, str]:
+        return {name: kind for name, kind in self.fields.items() if isinstance(kind, str)}
+
+    def lists(self) -> dict[str, Rows]:
+        return {name: kind for name, kind in self.fields.items() if isinstance(kind, Rows)}
+
+
+def empty_rows(rows: Rows) -> list[Record]:
+    """A child list's starting value: no rows, or its slots, empty."""
+    return [{**rows.defaults(), rows.slot: i} for i in range(1, rows.slots + 1)]
+
+
+def columns_of(rows: Rows) -> set[str]:
+    """Every stored column of a shape, child lists' included."""
+    found = set(rows.fields)
+    for child in rows.lists().values():
+        found |= columns_of(child)
+    return found
 
 
 @dataclass(frozen=True)
 class ClassDef:
-    """One api1 class: its key, scalar fields, child collections and auto-number."""
+    """One api1 class: its shape (key first), auto-number, and what its standard
+    representation leaves out. `lines` names a child list also served as a class of that
+    name; such a class names its `header` class."""
 
     name: str
     descriptor: str
-    keys: tuple[str, ...]
-    fields: dict[str, str]
-    children: dict[str, dict[str, str]] = field(default_factory=dict)
+    shape: Rows
     counter: str = ""  # prefix of the auto-number for a missing key ("" = none)
+    unpublished: frozenset[str] = frozenset()  # stored, but in no facet of the standard rep
+    query_only: frozenset[str] = frozenset()  # in $query rows, not in $details
+    lines: str = ""
+    header: str = ""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.shape.keys
+
+    @property
+    def fields(self) -> Spec:
+        return self.shape.fields
 
     def defaults(self) -> Record:
-        record = {name: default(kind) for name, kind in self.fields.items()}
-        record.update({name: [] for name in self.children})
-        return record
+        return self.shape.defaults()
 
 
-def default(kind: str) -> Any:
-    if "*" in kind:
-        return [""] * dimension(kind)
-    return 0 if kind in ("N", "M") else ""
-
-
-def dimension(kind: str) -> int:
-    """How many values a dimensioned field holds (0 for a scalar)."""
-    return int(kind.partition("*")[2] or 0)
-
-
-CLASSES: dict[str, ClassDef] = {
-    c.name: c
-    for c in (
-        ClassDef(
-            "BPSUPPLIER",
-            "Suppliers",
-            ("BPSNUM",),
-            _spec(
-                "BPSNUM BPSNAM BPSSHO BPSTYP:M BSGCOD CUR PTE BPAADD BPAINV BPAPAY CNTNAM "
-                f"BPSREM ENAFLG:M {AUDIT}"
-            ),
-            {"BPADDRESS": ADDRESS, "CONTACT": CONTACT},
-        ),
-        ClassDef(
-            "BPCUSTOMER",
-            "Customers",
-            ("BPCNUM",),
-            _spec(
-                "BPCNUM BPCNAM BPCSHO BPCSTA:M BPCTYP:M BCGCOD CUR PTE BPAADD BPAINV CNTNAM "
-                f"BPCREM OSTAUZ:N {AUDIT}"
-            ),
-            {"BPADDRESS": ADDRESS, "CONTACT": CONTACT},
-        ),
-        ClassDef(
-            "PORDER",
-            "Purchase orders",
-            ("POHNUM",),
-            # EXTRCPDAT: X3 has an indexed array on the header (EXTRCPDAT1...); the
-            # simulator keeps one date there, the earliest line's (a simulator choice).
-            _spec(
-                "POHNUM BPSNUM ORDDAT:D CPY POHFCY RCPFCY INVFCY CUR PTE ORDREF BPRPAY "
-                "BPSINV APPFLG:M CLEFLG:M RCPFLG:M INVFLG:M TOTLINAMT:N TOTORD:N "
-                f"TOTTAXAMT:N TTVORD:N EXTRCPDAT:D LINNBR:N {AUDIT}"
-            ),
-            {
-                "PORDERQ": _spec(
-                    "POHNUM POPLIN:N POQSEQ:N ITMREF ITMDES QTYUOM:N UOM GROPRI:N "
-                    "LINAMT:N LINATIAMT:N EXTRCPDAT:D LINSTA:M"
-                )
-            },
-        ),
-        ClassDef(
-            "PINVOICE",
-            "Purchase invoices",
-            ("NUM",),
-            _spec(
-                "NUM PIHTYP:M BPR BPRPAY BPRSAC BPRVCR BPRDAT:D ACCDAT:D CPY FCY CUR PTE "
-                f"STRDUDDAT:D AMTNOT:N AMTATI:N BPAPAY BPYCRY STA:M {AUDIT}"
-            ),
-            {
-                "PINVOICED": _spec(
-                    "PIDLIN:N POHNUM POPLIN:N POQSEQ:N ITMREF QTYUOM:N NETPRI:N AMTNOTLIN:N"
-                )
-            },
-        ),
-        ClassDef(
-            "SINVOICE",
-            "Sales invoices",
-            ("NUM",),
-            _spec(
-                "NUM INVTYP:M BPR BPRPAY BPRSAC BPRVCR BPRDAT:D ACCDAT:D CPY FCY CUR PTE "
-                f"STRDUDDAT:D AMTNOT:N AMTATI:N BPAINV BPAPAY BPYCRY STA:M {AUDIT}"
-            ),
-        ),
-        ClassDef(
-            "PAYMENTH",
-            "Payments",
-            ("NUM",),
-            _spec(
-                "NUM PAYTYP PAM BPR BPRTYP:M BPANAM CRY BAN SNS:M AMTCUR:N CUR AMTBAN:N "
-                f"ACCDAT:D DUDDAT:D VALDAT:D BANDAT:D REF DES CHQNUM STA:M PST:M CPY FCY {AUDIT}"
-            ),
-        ),
-        ClassDef(
-            "GACCDUDATE",
-            "Open items",
-            ("TYP", "NUM", "DUDLIG"),
-            _spec(
-                "TYP NUM DUDLIG:N BPR BPRTYP:M BPRPAY CPY FCY CUR PAM DUDDAT:D AMTCUR:N "
-                "PAYCUR:N FLGCLE:M CREDATTIM:DT UPDDATTIM:DT"
-            ),
-        ),
-        ClassDef(
-            "YSMSLOG",
-            "SMS log",
-            ("LOGNUM",),
-            # BPTYP 1 customer, 2 supplier (as BPRTYP); DIRECTION "OUT" or "IN".
-            _spec(f"LOGNUM BPTYP:M BPNUM DOCNUM PHONE DIRECTION MSGSID TEXT LOGDATTIM:DT {AUDIT}"),
-            counter="SMS",
-        ),
-    )
-}
+# ---------------------------------------------------------------- references (*_REF)
 
 COUNTRIES = {
     "FR": ("France", "EUR", "FR10", "FR011", 0.20, 1.0),
     "GB": ("United Kingdom", "GBP", "GB10", "GB011", 0.20, 0.86),
     "US": ("United States", "USD", "US10", "US011", 0.0825, 1.08),
+}
+LANGUAGES = {"FRA": ("French", "French - France"), "ENG": ("English", "English - British")}
+CURRENCIES = {"EUR": ("Euro", "Euro", "€"), "GBP": ("Pound", "Pound sterling", "£"),
+              "USD": ("Dollar", "US dollar", "$")}  # fmt: skip
+TERMS = {"30NET": "30 jours net", "NET30": "Net 30 days"}
+
+
+def _titled(title: str, description: str) -> dict[str, Any]:
+    return {"$title": title, "$description": description}
+
+
+def _country(row: Mapping[str, Any], column: str) -> dict[str, Any]:
+    name = COUNTRIES.get(row.get(column, ""), ("",))[0]
+    return _titled(name, name)
+
+
+def _language(row: Mapping[str, Any], column: str) -> dict[str, Any]:
+    return _titled(*LANGUAGES.get(row.get(column, ""), ("", "")))
+
+
+def _currency(row: Mapping[str, Any], column: str) -> dict[str, Any]:
+    title, description, symbol = CURRENCIES.get(row.get(column, ""), ("", "", ""))
+    return {**_titled(title, description), "$symbol": symbol, "$scale": 2, "$precision": 13}
+
+
+def _term(row: Mapping[str, Any], column: str) -> dict[str, Any]:
+    text = TERMS.get(row.get(column, ""), "")
+    return _titled(text, text)
+
+
+def _untitled(row: Mapping[str, Any], column: str) -> dict[str, Any]:
+    return {"$title": ""}
+
+
+def _described_by(other: str) -> Ref:
+    """A code whose reference shows another field of the row (an address's BPADES...)."""
+    return lambda row, column: {"$description": row.get(other, ""), "$title": ""}
+
+
+# ---------------------------------------------------------------- the classes
+
+AUDIT = "CREDATTIM:DT UPDDATTIM:DT CREUSR:20 UPDUSR:20"
+HEADER_REFS: dict[str, Ref] = {"CUR": _currency, "PTE": _term, "LAN": _language, "CRY": _country}
+
+
+def _partner_class(name: str, descriptor: str, prefix: str, header: str) -> ClassDef:
+    """BPCUSTOMER as captured (tests/fixtures/x3/); BPSUPPLIER with the same pattern and
+    the supplier's prefix (BPSBPRBPA, BPS_BPA_CRY, BPSBPRCNT): no capture exists, this is
+    the documented best inference (X3_REALITY.md §2)."""
+    number = f"{prefix}NUM"
+    address = Rows(
+        {
+            **_spec(
+                "BPR_BPA_BPANUM:15 BPR_BPA_BPATYP:M BPR_BPA_BPAADD:5 BPADES:30 BPADEFFLG:B "
+                "ADRVAL:B BPAADDLIG1:50 BPAADDLIG2:50 BPAADDLIG3:50 POSCOD:10 CTY:40 SAT:35 "
+                f"{prefix}_BPA_CRY:3 CRYNAM:40 EXTNUM:20 FCYWEB:250"
+            ),
+            f"{prefix}BPRBPACOLTEL": Rows(_spec("TELNUM:20 TELTYP:M"), slots=5, slot="TELTYP"),
+            f"{prefix}BPRBPACOLWEB": Rows(_spec("WEBADR:80 WEBTYP:M"), slots=5, slot="WEBTYP"),
+        },
+        keys=("BPR_BPA_BPATYP", "BPR_BPA_BPANUM", "BPR_BPA_BPAADD"),
+        refs={"BPR_BPA_BPAADD": _described_by("BPADES"), f"{prefix}_BPA_CRY": _country,
+              "POSCOD": _untitled, "SAT": _untitled},
+        inherit={"BPR_BPA_BPANUM": number},
+        preset={"BPR_BPA_BPATYP": 1},
+    )  # fmt: skip
+    contact = Rows(
+        _spec(
+            "CNT_BPANUM:15 CNT_BPATYP:M CNT_CCNCRM:15 CNTTTL:M CNTFNA:35 CNTLNA:35 CNTFNC:M "
+            "CNTTEL:20 CNTFAX:20 CNTMOB:20 WEB:80 CNTLAN:3 CNTADD:5 CNTCRY:3 CNTBIR:D TCDEFFLG:B"
+        ),
+        keys=("CNT_CCNCRM", "CNT_BPATYP", "CNT_BPANUM"),
+        refs={"CNT_CCNCRM": _described_by("CNTLNA"), "CNTLAN": _language, "CNTADD": _untitled},
+        inherit={"CNT_BPANUM": number},
+        preset={"CNT_BPATYP": 1},
+    )
+    fields = {**_spec(f"{header} {AUDIT}"), f"{prefix}BPRBPA": address, f"{prefix}BPRCNT": contact}
+    return ClassDef(
+        name,
+        descriptor,
+        Rows(fields, keys=(number,), refs=HEADER_REFS),
+        # The remarks column exists on some sites, but the standard representation does not
+        # publish it (X3_REALITY.md D12); the captured $details has no audit fields but $etag.
+        unpublished=frozenset({f"{prefix}REM"}),
+        query_only=AUDIT_CODES,
+    )
+
+
+# A PO line, embedded in PORDER and served as PORDERQ: the header's fields it repeats are
+# copied from the header, and it is stamped on its own.
+ORDER_LINE = Rows(
+    _spec(
+        "POHNUM:20 POPLIN:I POQSEQ:I BPSNUM:15 POHFCY:5 ITMREF:20 ITMDES:30 QTYUOM:N UOM:3 "
+        "GROPRI:N LINAMT:N LINATIAMT:N EXTRCPDAT:D LINSTA:M CREDATTIM:DT UPDDATTIM:DT"
+    ),
+    keys=("POHNUM", "POPLIN", "POQSEQ"),
+    inherit={"POHNUM": "POHNUM", "BPSNUM": "BPSNUM", "POHFCY": "POHFCY"},
+)
+
+
+def _class(name: str, descriptor: str, text: str, keys: tuple[str, ...], **lists: Rows) -> ClassDef:
+    return ClassDef(name, descriptor, Rows({**_spec(text), **lists}, keys=keys))
+
+
+CLASSES: dict[str, ClassDef] = {
+    c.name: c
+    for c in (
+        _partner_class(
+            "BPSUPPLIER",
+            "Suppliers",
+            "BPS",
+            "BPSNUM:15 BPSNAM:35 BPSSHO:10 BPSTYP:M BSGCOD:5 CUR:3 PTE:15 LAN:3 CRY:3 "
+            "BPAINV:5 BPAPAY:5 ENAFLG:B BPSREM:250",
+        ),
+        _partner_class(
+            "BPCUSTOMER",
+            "Customers",
+            "BPC",
+            "BPCNUM:15 BPCNAM:35 BPCSHO:10 BPCTYP:M BPCSTA:B BCGCOD:5 CUR:3 PTE:15 LAN:3 CRY:3 "
+            "BPCINV:15 BPCPYR:15 BPAINV:5 OSTAUZ:N BPCREM:250",
+        ),
+        ClassDef(
+            "PORDER",
+            "Purchase orders",
+            Rows(
+                {
+                    **_spec(
+                        "POHNUM:20 BPSNUM:15 ORDDAT:D CPY:5 POHFCY:5 RCPFCY:5 INVFCY:5 CUR:3 "
+                        "PTE:15 ORDREF:20 BPRPAY:15 BPSINV:15 APPFLG:M:280 CLEFLG:B RCPFLG:M "
+                        "INVFLG:M TOTLINAMT:N TOTORD:N TOTTAXAMT:N TTVORD:N EXTRCPDAT1:D "
+                        f"LINNBR:I {AUDIT}"
+                    ),
+                    "PORDERQ": ORDER_LINE,
+                },
+                keys=("POHNUM",),
+            ),
+            lines="PORDERQ",
+        ),
+        ClassDef("PORDERQ", "Purchase order lines", ORDER_LINE, header="PORDER"),
+        _class(
+            "PINVOICE",
+            "Purchase invoices",
+            "NUM:20 PIHTYP:M BPR:15 BPRPAY:15 BPRSAC:10 BPRVCR:30 BPRDAT:D ACCDAT:D CPY:5 FCY:5 "
+            f"CUR:3 PTE:15 STRDUDDAT:D AMTNOT:N AMTATI:N BPAPAY:5 BPYCRY:3 STA:M {AUDIT}",
+            ("NUM",),
+            PINVOICED=Rows(
+                _spec(
+                    "PIDLIN:I POHNUM:20 POPLIN:I POQSEQ:I ITMREF:20 QTYUOM:N NETPRI:N AMTNOTLIN:N"
+                ),
+                keys=("PIDLIN",),
+            ),
+        ),
+        _class(
+            "SINVOICE",
+            "Sales invoices",
+            "NUM:20 INVTYP:M BPR:15 BPRPAY:15 BPRSAC:10 BPRVCR:30 BPRDAT:D ACCDAT:D CPY:5 FCY:5 "
+            f"CUR:3 PTE:15 STRDUDDAT:D AMTNOT:N AMTATI:N BPAINV:5 BPAPAY:5 BPYCRY:3 STA:M {AUDIT}",
+            ("NUM",),
+        ),
+        _class(
+            "PAYMENTH",
+            "Payments",
+            "NUM:20 PAYTYP:5 PAM:5 BPR:15 BPRTYP:M BPANAM:35 CRY:3 BAN:5 SNS:M AMTCUR:N CUR:3 "
+            "AMTBAN:N ACCDAT:D DUDDAT:D VALDAT:D BANDAT:D REF:30 DES:30 CHQNUM:30 STA:M PST:B "
+            f"CPY:5 FCY:5 {AUDIT}",
+            ("NUM",),
+        ),
+        _class(
+            "GACCDUDATE",
+            "Open items",
+            # The document line LIG is part of the key (X3_REALITY.md D6); FLGCLE false = open.
+            "TYP:5 NUM:20 LIG:I DUDLIG:I BPR:15 BPRTYP:M BPRPAY:15 CPY:5 FCY:5 CUR:3 PAM:5 "
+            "DUDDAT:D AMTCUR:N PAYCUR:N FLGCLE:B CREDATTIM:DT UPDDATTIM:DT",
+            ("TYP", "NUM", "LIG", "DUDLIG"),
+        ),
+        ClassDef(
+            "YSMSLOG",
+            "SMS log",
+            # The demo's own table (lengths are its choice). BPTYP 1 customer, 2 supplier (as
+            # BPRTYP); DIRECTION "OUT" or "IN".
+            Rows(
+                _spec(
+                    "LOGNUM:20 BPTYP:M BPNUM:15 DOCNUM:20 PHONE:30 DIRECTION:10 MSGSID:64 "
+                    f"TEXT:4000 LOGDATTIM:DT {AUDIT}"
+                ),
+                keys=("LOGNUM",),
+            ),
+            counter="SMS",
+        ),
+    )
 }
 
 
@@ -167,7 +347,7 @@ def stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def key_of(cls: ClassDef, record: Record) -> str:
+def key_of(cls: ClassDef, record: Mapping[str, Any]) -> str:
     """The api1 key: the key fields' values joined with `~`."""
     return "~".join(_key_text(record.get(name)) for name in cls.keys)
 
@@ -323,47 +503,74 @@ class _Seed:
         }
 
 
-def _pad(values: tuple[str, ...] | list[str], size: int) -> list[str]:
-    return [*values, *[""] * size][:size]
+def _slots(number: str, slot: str, values: Mapping[int, str]) -> list[Record]:
+    """A five-slot …COLTEL/…COLWEB list, the slots not given empty."""
+    return [{number: values.get(i, ""), slot: i} for i in range(1, 6)]
 
 
-def _addresses(bp: _Partner) -> list[Record]:
-    main = {
-        "BPAADD": "MAIN",
-        "BPADES": "Siège social" if bp.country == "FR" else "Head office",
-        "BPAADDFLG": 2,  # the default address
-        "BPAADDLIG": _pad([bp.street], 3),
-        "POSCOD": bp.postcode,
-        "CTY": bp.city,
+def _address(
+    bp: _Partner, prefix: str, code: str, where: tuple[str, str, str], **more: Any
+) -> Record:
+    street, postcode, city = where
+    return {
+        "BPR_BPA_BPANUM": bp.code,
+        "BPR_BPA_BPATYP": 1,
+        "BPR_BPA_BPAADD": code,
+        "BPADES": more["description"],
+        "BPADEFFLG": code == "MAIN",  # the default address
+        "ADRVAL": False,
+        "BPAADDLIG1": street,
+        "BPAADDLIG2": "",
+        "BPAADDLIG3": "",
+        "POSCOD": postcode,
+        "CTY": city,
         "SAT": bp.state,
-        "CRY": bp.country,
+        f"{prefix}_BPA_CRY": bp.country,
         "CRYNAM": COUNTRIES[bp.country][0],
-        "TEL": _pad(bp.tel, 5),
-        "FAX": "",
-        "MOB": bp.mob,
-        "WEB": _pad([bp.email] if bp.email else [], 5),
+        "EXTNUM": "",
         "FCYWEB": "www." + bp.email.partition("@")[2] if bp.email else "",
+        f"{prefix}BPRBPACOLTEL": _slots("TELNUM", "TELTYP", more["phones"]),
+        f"{prefix}BPRBPACOLWEB": _slots("WEBADR", "WEBTYP", {1: more.get("email", "")}),
     }
+
+
+def _addresses(bp: _Partner, prefix: str) -> list[Record]:
+    """Slot 1 (and 3) the address's telephones, slot 2 its mobile, as in the captured
+    payload; slot 4 the fax (where X3 shows a fax is not captured: a simulator choice)."""
+    phones = {1: bp.tel[0], 2: bp.mob, 3: bp.tel[1] if len(bp.tel) > 1 else ""}
+    head = "Siège social" if bp.country == "FR" else "Head office"
+    main = _address(bp, prefix, "MAIN", (bp.street, bp.postcode, bp.city), description=head,
+                    phones=phones, email=bp.email)  # fmt: skip
     if bp.depot is None:
         return [main]
     street, postcode, city, tel, fax = bp.depot
-    depot = {**main, "BPAADD": "DEPOT", "BPADES": "Entrepôt", "BPAADDFLG": 1}
-    depot.update(BPAADDLIG=_pad([street], 3), POSCOD=postcode, CTY=city, TEL=_pad([tel], 5))
-    depot.update(FAX=fax, MOB="", WEB=_pad([], 5))
+    depot = _address(bp, prefix, "DEPOT", (street, postcode, city), description="Entrepôt",
+                     phones={1: tel, 4: fax})  # fmt: skip
     return [main, depot]
 
 
-def _contact(contact: _Contact) -> Record:
+def _lan(country: str) -> str:
+    return "FRA" if country == "FR" else "ENG"
+
+
+def _contact(bp: _Partner, contact: _Contact, first: bool) -> Record:
     return {
-        "CCNCRM": contact.code,
+        "CNT_BPANUM": bp.code,
+        "CNT_BPATYP": 1,
+        "CNT_CCNCRM": contact.code,
         "CNTTTL": contact.title,
         "CNTFNA": contact.first,
         "CNTLNA": contact.last,
         "CNTFNC": contact.function,
-        "TEL": contact.tel,
-        "FAX": "",
-        "MOB": contact.mob,
+        "CNTTEL": contact.tel,
+        "CNTFAX": "",
+        "CNTMOB": contact.mob,
         "WEB": contact.email,
+        "CNTLAN": _lan(bp.country),
+        "CNTADD": "MAIN",
+        "CNTCRY": "",  # as captured: the contact's country is its address's
+        "CNTBIR": "",
+        "TCDEFFLG": first,  # the default contact
     }
 
 
@@ -375,12 +582,12 @@ def _partner(seed: _Seed, bp: _Partner, prefix: str) -> Record:
         f"{prefix}SHO": bp.short,
         "CUR": COUNTRIES[bp.country][1],
         "PTE": "30NET" if bp.country == "FR" else "NET30",
-        "BPAADD": "MAIN",
+        "LAN": _lan(bp.country),
+        "CRY": bp.country,
         "BPAINV": "MAIN",
-        "CNTNAM": bp.contacts[0].code if bp.contacts else "",  # the default contact's CCNCRM
         **seed.audit(created, seed.moment(created, timedelta(days=15))),
-        "BPADDRESS": _addresses(bp),
-        "CONTACT": [_contact(c) for c in bp.contacts],
+        f"{prefix}BPRBPA": _addresses(bp, prefix),
+        f"{prefix}BPRCNT": [_contact(bp, c, i == 0) for i, c in enumerate(bp.contacts)],
     }
 
 
@@ -389,7 +596,7 @@ def _suppliers(seed: _Seed) -> dict[str, Record]:
     for bp in SUPPLIERS:
         record = {**CLASSES["BPSUPPLIER"].defaults(), **_partner(seed, bp, "BPS")}
         group = "NAT" if bp.country == "FR" else "INT"
-        record.update(BPSTYP=1, BSGCOD=group, BPAPAY="MAIN", ENAFLG=2)
+        record.update(BPSTYP=1, BSGCOD=group, BPAPAY="MAIN", ENAFLG=True)
         result[bp.code] = record
     return result
 
@@ -398,7 +605,7 @@ def _customers(seed: _Seed) -> dict[str, Record]:
     result = {}
     for bp in CUSTOMERS:
         record = {**CLASSES["BPCUSTOMER"].defaults(), **_partner(seed, bp, "BPC")}
-        record.update(BPCSTA=2, BPCTYP=1, BCGCOD="STD")
+        record.update(BPCSTA=True, BPCTYP=1, BCGCOD="STD", BPCINV=bp.code, BPCPYR=bp.code)
         record["OSTAUZ"] = float(seed.rng.choice((5000, 10000, 25000)))
         result[bp.code] = record
     return result
@@ -436,10 +643,12 @@ ORDER_PLAN = """
 ORDER_AGE = {"I": (30, 14), "R": (25, 6), "P": (25, 6), "0": (20, 0), "T": (20, 3)}
 
 # Open item of each purchase invoice, in invoice creation order: (due in N days, state).
+# "split": two instalments of one line (DUDLIG 1, 2); "lines": open items on two document
+# lines (LIG 1, 2), so that a key without LIG would merge them.
 PURCHASE_DUE = (
     (-9, "paid"), (-4, "paid"), (-2, "open"), (0, "open"), (1, "open"), (2, "paid"),
     (3, "open"), (5, "open"), (8, "open"), (12, "open"), (16, "split"), (20, "open"),
-    (25, "open"), (31, "open"), (40, "open"),
+    (25, "open"), (31, "open"), (40, "lines"),
 )  # fmt: skip
 
 # One sales invoice per entry: (customer, due in N days, state).
@@ -509,17 +718,20 @@ def _order(seed: _Seed, number: str, bp: _Partner, plan: tuple[int, str, datetim
     # An invoiced order was last touched when its invoice was posted, days after creation.
     busy = progress in "IRP"
     updated = seed.moment(created + timedelta(days=3 if busy else 0), timedelta(days=10))
+    audit = seed.audit(created, updated)
+    for line in lines:  # lines are stamped like their header
+        line.update(BPSNUM=bp.code, POHFCY=site, CREDATTIM=audit["CREDATTIM"])
+        line["UPDDATTIM"] = audit["UPDDATTIM"]
     return {
         "POHNUM": number, "BPSNUM": bp.code, "ORDDAT": created.date().isoformat(),
         "CPY": company, "POHFCY": site, "RCPFCY": site, "INVFCY": site, "CUR": currency,
         "PTE": "30NET" if bp.country == "FR" else "NET30", "ORDREF": "",
         "BPRPAY": bp.code, "BPSINV": bp.code, "APPFLG": appflg,
-        "CLEFLG": 2 if progress == "I" else 1,
+        "CLEFLG": progress == "I",
         "RCPFLG": {"P": 2, "R": 3, "I": 3}.get(progress, 1),
         "INVFLG": 3 if progress == "I" else 1,
         "TOTLINAMT": net, "TOTORD": net, "TOTTAXAMT": round(gross - net, 2), "TTVORD": gross,
-        "EXTRCPDAT": expected.isoformat(), "LINNBR": count,
-        **seed.audit(created, updated), "PORDERQ": lines,
+        "EXTRCPDAT1": expected.isoformat(), "LINNBR": count, **audit, "PORDERQ": lines,
     }  # fmt: skip
 
 
@@ -602,12 +814,12 @@ def _sales_invoices(seed: _Seed) -> list[tuple[Record, int, str]]:
 # ---------------------------------------------------------------- open items and payments
 
 
-def _open_item(invoice: Record, typ: str, line: int, due: str, amount: float) -> Record:
+def _open_item(invoice: Record, typ: str, line: tuple[int, int], due: str, amount: float) -> Record:
     return {
-        "TYP": typ, "NUM": invoice["NUM"], "DUDLIG": line, "BPR": invoice["BPR"],
+        "TYP": typ, "NUM": invoice["NUM"], "LIG": line[0], "DUDLIG": line[1], "BPR": invoice["BPR"],
         "BPRTYP": 2 if typ == "PISU" else 1, "BPRPAY": invoice["BPRPAY"],
         "CPY": invoice["CPY"], "FCY": invoice["FCY"], "CUR": invoice["CUR"], "PAM": "TRF",
-        "DUDDAT": due, "AMTCUR": amount, "PAYCUR": 0.0, "FLGCLE": 1,
+        "DUDDAT": due, "AMTCUR": amount, "PAYCUR": 0.0, "FLGCLE": False,
         "CREDATTIM": invoice["UPDDATTIM"], "UPDDATTIM": invoice["UPDDATTIM"],
     }  # fmt: skip
 
@@ -622,7 +834,7 @@ def _payment(seed: _Seed, number: str, item: Record, paid: datetime) -> Record:
         "BAN": BANKS[bp.country], "SNS": 1 if supplier else 2, "AMTCUR": item["AMTCUR"],
         "CUR": item["CUR"], "AMTBAN": item["AMTCUR"], "ACCDAT": day, "DUDDAT": item["DUDDAT"],
         "VALDAT": day, "BANDAT": day, "REF": item["NUM"], "DES": f"Invoice {item['NUM']}",
-        "CHQNUM": "", "STA": 9, "PST": 2, "CPY": item["CPY"], "FCY": item["FCY"],
+        "CHQNUM": "", "STA": 9, "PST": True, "CPY": item["CPY"], "FCY": item["FCY"],
         **seed.audit(paid, paid),
     }  # fmt: skip
 
@@ -638,12 +850,16 @@ class _Ledger:
 
     def add(self, invoice: Record, typ: str, offset: int, state: str) -> None:
         due, total = self.seed.day(offset), invoice["AMTATI"]
+        half = round(total / 2, 2)
         if state == "split":  # two instalments, the second a month later
-            half = round(total / 2, 2)
-            self._keep(_open_item(invoice, typ, 1, due, half))
-            self._keep(_open_item(invoice, typ, 2, self.seed.day(offset + 30), total - half))
+            self._keep(_open_item(invoice, typ, (1, 1), due, half))
+            self._keep(_open_item(invoice, typ, (1, 2), self.seed.day(offset + 30), total - half))
             return
-        item = self._keep(_open_item(invoice, typ, 1, due, total))
+        if state == "lines":
+            self._keep(_open_item(invoice, typ, (1, 1), due, half))
+            self._keep(_open_item(invoice, typ, (2, 1), due, total - half))
+            return
+        item = self._keep(_open_item(invoice, typ, (1, 1), due, total))
         if state == "paid":
             self._settle(item)
 
@@ -658,7 +874,7 @@ class _Ledger:
         number = self.numbers.next(prefix, item["FCY"])
         self.payments[number] = _payment(self.seed, number, item, paid)
         settled = self.seed.moment(paid, timedelta(seconds=30))
-        item.update(PAYCUR=item["AMTCUR"], FLGCLE=2, UPDDATTIM=stamp(settled))
+        item.update(PAYCUR=item["AMTCUR"], FLGCLE=True, UPDDATTIM=stamp(settled))
 
 
 # ---------------------------------------------------------------- the dataset
