@@ -20,10 +20,10 @@ def test_audit_filters_formats_summary_and_story(env):
     ]
 
     sent = env.run(
-        "audit", "--event", "notification.sent", "--to", "+33 6 12 34 56 78", "--format", "csv"
+        "audit", "--event", "notification.sent", "--to", "+33 6 98 76 54 32", "--format", "csv"
     ).stdout
     rows = list(csv.DictReader(io.StringIO(sent)))
-    assert rows and all(row["to"] == "+33612345678" for row in rows)
+    assert rows and all(row["to"] == "+33698765432" for row in rows)
 
     assert len(env.run("audit", "--format", "json", "--limit", "3").stdout.splitlines()) == 3
     assert env.run("audit", "--since", "2999-01-01", "--format", "json").stdout == ""

@@ -17,7 +17,7 @@ def test_explain_shows_each_condition_and_the_outbox_story(env):
     assert lines[0].startswith(f"purchase_orders {sent['POHNUM']} (changed ")
     assert "rule po-approved: matches" in lines
     assert "  ✓ approval eq 'approved' (is 'approved')" in lines
-    assert any(line.startswith("  po-approved → +33612345678: sent SM") for line in lines)
+    assert any(line.startswith("  po-approved → +33698765432: sent SM") for line in lines)
 
     unapproved = next(p for p in env.x3.records("PORDER") if p["APPFLG"] == 1)
     lines = env.run("explain", "purchase_orders", unapproved["POHNUM"]).stdout.splitlines()

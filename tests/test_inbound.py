@@ -9,11 +9,11 @@ import pytest
 import requests
 
 from tests.conftest import Env
-from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order, edit
+from tests.test_poll import FR001_TEXTED, ONLY_PO_APPROVED, approve_one_fr001_order, edit
 from x3twilio.signature import compute_signature
 
 pytestmark = pytest.mark.parametrize("env", ["rest", "graphql", "rest-1/2"], indirect=True)
-FR001_MOBILE = "+33612345678"  # "06 12 34 56 78" on FR001's address, country FR
+FR001_MOBILE = "+33612345678"  # "06 12 34 56 78" on FR001's head office address, country FR
 
 
 def spooled(env: Env) -> list:
@@ -138,7 +138,7 @@ def test_a_supplier_reply_lands_once_as_a_note_on_that_supplier(env, shim):
 def test_a_reply_without_a_number_refers_to_the_last_notification_sent(env, shim):
     order = approve_one_fr001_order(env)
     env.run("poll")
-    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "Bien reçu")
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_TEXTED, "Bien reçu")
     env.run("ingest")
     assert f"re {order}: Bien reçu" in notes_of(env)
 
@@ -190,7 +190,7 @@ def test_status_callbacks_out_of_order_end_as_delivered(env, shim):
 def test_stop_skips_the_next_notification_and_start_lifts_it(env, shim):
     env.configure(rules=ONLY_PO_APPROVED)
     env.run("poll")
-    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "STOP")
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_TEXTED, "STOP")
     env.run("ingest")
     orders = [p for p in env.x3.records("PORDER") if p["BPSNUM"] == "FR001" and p["APPFLG"] == 1]
     edit(env, "PORDER", orders[0]["POHNUM"], {"APPFLG": 3})
@@ -200,12 +200,12 @@ def test_stop_skips_the_next_notification_and_start_lifts_it(env, shim):
     skipped = [r for r in env.audit() if r["event"] == "notification.skipped"]
     assert [r["reason"] for r in skipped] == ["opted_out"]
 
-    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "START")
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_TEXTED, "START")
     env.run("ingest")
     edit(env, "PORDER", orders[1]["POHNUM"], {"APPFLG": 3})
     env.next_second()
     env.run("poll")
-    assert [m["to"] for m in env.twilio.messages] == [FR001_MOBILE]
+    assert [m["to"] for m in env.twilio.messages] == [FR001_TEXTED]
 
 
 def test_x3_down_during_ingest_exits_1_loses_nothing_and_the_next_ingest_logs_it(env, shim):
@@ -219,29 +219,6 @@ def test_x3_down_during_ingest_exits_1_loses_nothing_and_the_next_ingest_logs_it
     env.x3.faults.clear()
     env.run("ingest")
     assert "re PO789: PO789 ok" in notes_of(env)
-
-
-def test_replies_can_be_logged_as_records_of_a_custom_class(env, shim):
-    env.configure(
-        inbound={
-            "note": {
-                "mode": "create",
-                "class": "YSMSLOG",
-                "fields": {
-                    "BPNUM": "{partner}",
-                    "DOCNUM": "{reference}",
-                    "PHONE": "{phone}",
-                    "DIRECTION": "IN",
-                    "MSGSID": "{sid}",
-                    "TEXT": "{text}",
-                },
-            }
-        }
-    )
-    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", FR001_MOBILE, "PO123 reçu")
-    env.run("ingest")
-    (log,) = env.x3.records("YSMSLOG")
-    assert (log["BPNUM"], log["DOCNUM"], log["TEXT"]) == ("FR001", "PO123", "PO123 reçu")
 
 
 def test_a_payload_written_but_never_published_is_recovered_by_ingest(env, shim):

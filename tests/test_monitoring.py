@@ -57,4 +57,4 @@ def test_json_logs_mirror_the_audit_on_stderr_with_numbers_masked(env):
     events = [json.loads(line)["event"] for line in lines]
     assert events[0] == "run.started" and events[-1] == "run.finished"
     assert "notification.sent" in events
-    assert "+33612345678" not in "\n".join(lines) and "+336…5678" in "\n".join(lines)
+    assert "+33698765432" not in "\n".join(lines) and "+336…5432" in "\n".join(lines)

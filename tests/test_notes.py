@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import Env
-from tests.test_poll import approve_one_fr001_order
+from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order
 
 SITE = {  # a site that gave its supplier and order representations a text field for replies
     "ZBPSUPPLIER": {"class": "BPSUPPLIER", "extra": {"ZNOTES": "A"}},
@@ -24,20 +24,21 @@ pytestmark = pytest.mark.x3(representations=SITE)
 
 
 def reply(env: Env, shim, text: str) -> None:
-    texted = env.twilio.messages[-1]["to"]  # the supplier answers from the number we texted
+    (texted,) = {m["to"] for m in env.twilio.messages}  # it answers from the number we texted
     assert env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", texted, text).ok
 
 
 def test_a_reply_naming_an_order_lands_on_the_supplier_and_on_the_order_once(env: Env, shim):
     order = approve_one_fr001_order(env)
     env.configure(
+        rules=ONLY_PO_APPROVED,
         inbound={
             "notes": [
                 LOG,
                 {**ON_SUPPLIER, "field": "ZNOTES"},
                 {**ON_ORDER, "field": "ZREPLIES"},
             ]
-        }
+        },
     )
     env.run("poll")
     reply(env, shim, f"{order} bien reçu, merci")
@@ -64,7 +65,7 @@ def test_a_reply_naming_an_order_lands_on_the_supplier_and_on_the_order_once(env
 
 def test_a_reply_without_an_order_number_goes_on_the_order_last_texted(env: Env, shim):
     order = approve_one_fr001_order(env)
-    env.configure(inbound={"notes": [{**ON_ORDER, "field": "ZREPLIES"}]})
+    env.configure(rules=ONLY_PO_APPROVED, inbound={"notes": [{**ON_ORDER, "field": "ZREPLIES"}]})
     env.run("poll")
     reply(env, shim, "Bien reçu")
     env.run("ingest")
@@ -75,7 +76,9 @@ def test_a_reply_that_does_not_fit_is_reported_and_kept_whole_never_cut(env: Env
     order = approve_one_fr001_order(env)
     full = "x" * 230  # what the supplier's field already holds: old notes stay
     env.x3.update("BPSUPPLIER", "FR001", ZNOTES=full)
-    env.configure(inbound={"notes": [LOG, {**ON_SUPPLIER, "field": "ZNOTES"}]})
+    env.configure(
+        rules=ONLY_PO_APPROVED, inbound={"notes": [LOG, {**ON_SUPPLIER, "field": "ZNOTES"}]}
+    )
     env.run("poll")
     text = f"{order}: " + "la livraison arrivera mardi matin avant dix heures " * 2
     reply(env, shim, text)

@@ -62,7 +62,6 @@ def test_replay_sends_a_fixed_number_and_never_resends_what_twilio_has(env):
     env.configure(rules=ONLY_PO_APPROVED)
     env.run("poll")
     po = next(p for p in env.x3.records("PORDER") if p["BPSNUM"] == "US005")
-    set_mobile(env, "US005", "+1 500-555-0001")  # Twilio's magic invalid To
     edit(env, "PORDER", po["POHNUM"], {"APPFLG": 3, "CLEFLG": False})
     env.next_second()
     env.run("poll", expect=1)  # +1 500-555-0001: 21211, permanent

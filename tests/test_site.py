@@ -11,7 +11,7 @@ import json
 import pytest
 
 from tests.conftest import Env
-from tests.test_poll import ONLY_PO_APPROVED
+from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order
 
 RENAMED = {"PORDER": {"EXTRCPDAT1": "ZEXTRCPDAT"}}
 MISSING = "does not expose EXTRCPDAT1 (expected_date)"
@@ -42,7 +42,7 @@ def test_check_finds_every_field_of_the_example_on_a_standard_site(env: Env, pro
     env.x3.prototypes = prototypes
     table = rows(env.run("check").stdout)
     how = "prototype" if prototypes else "sampled record"
-    for name in ("X3 purchase_orders", "X3 open_items", "X3 payments"):
+    for name in ("X3 purchase_orders fields", "X3 open_items fields", "X3 payments fields"):
         assert table[name][0] == "✓", table[name]
         assert f"by {how}" in table[name][2] and "fields it needs are there" in table[name][2]
     assert table["X3 suppliers"][0] == "✓" and "contact_mobile" in table["X3 suppliers"][2]
@@ -52,9 +52,9 @@ def test_check_finds_every_field_of_the_example_on_a_standard_site(env: Env, pro
 @pytest.mark.x3(renamed=RENAMED)
 def test_a_renamed_field_is_named_with_its_fix_by_check_and_stops_poll_with_78(env: Env):
     check = env.run("check", expect=78).stdout
-    row = rows(check)["X3 purchase_orders"]
+    row = rows(check)["X3 purchase_orders fields"]
     assert row[0] == "✗" and MISSING in row[2] and FIX in row[3]
-    env.configure(rules=ONLY_PO_APPROVED)  # the field is read by a template
+    approve_one_fr001_order(env)  # a changed order, read by a rule whose template needs it
     poll = env.run("poll", expect=78).stderr
     assert "source purchase_orders" in poll and MISSING in poll and FIX in poll
 
@@ -71,7 +71,7 @@ def test_x3_refusing_a_property_of_the_query_is_a_setup_error_not_an_outage(env:
 def test_a_raw_code_that_x3_does_not_expose_is_a_cross_not_a_silent_no_match(env: Env):
     rule = {**ONLY_PO_APPROVED[0], "when": {"ZURGENT": 2}}
     env.configure(rules=[rule])
-    row = rows(env.run("check", expect=78).stdout)["X3 purchase_orders"]
+    row = rows(env.run("check", expect=78).stdout)["X3 purchase_orders fields"]
     assert "does not expose ZURGENT (needed by rule po-approved)" in row[2]
 
 
@@ -129,3 +129,23 @@ def test_the_licence_refusing_web_services_is_explained_and_not_retried(env: Env
     poll = env.run("poll", expect=69).stderr
     assert "licence" in poll and "WSSIZELIMIT" in poll
     assert env.x3.requests - before == 1
+
+
+def test_a_record_with_a_value_of_the_wrong_kind_costs_that_record_only(env: Env):
+    order = approve_one_fr001_order(env)
+    template = {k: v for k, v in env.x3.get("PORDER", order).items() if not k.startswith("$")}
+    stamp = env.x3.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    env.x3.add_records("PORDER", [{**template, "POHNUM": "POBAD1", "TOTORD": "n/a"}], stamp)
+    env.next_second()
+    result = env.run("poll", expect=1)
+    assert "1 records rejected" in result.stdout
+    (rejected,) = [r for r in env.audit() if r["event"] == "record.rejected"]
+    assert (rejected["record"], rejected["field"], rejected["value"]) == ("POBAD1", "TOTORD", "n/a")
+    assert [m["body"].split()[1] for m in env.twilio.messages] == [order]  # the good one went
+
+
+@pytest.mark.x3(query_stamps=False)
+def test_a_query_facet_without_the_change_stamp_is_named(env: Env):
+    row = rows(env.run("check", expect=78).stdout)["X3 purchase_orders fields"]
+    assert "does not expose UPDDATTIM (the change stamp)" in row[2]
+    assert "set sources.purchase_orders.timestamp" in row[3]

@@ -529,7 +529,9 @@ def detail(rec: dict[str, Any]) -> str:
     if isinstance(error, dict):
         kind = "permanent" if error.get("permanent") else "transient"
         parts.append(f"error {error.get('code')}: {error.get('message')} ({kind})")
-    if "matched" in rec:
+    if rec.get("logged_on"):
+        parts.append("logged on " + ", ".join(map(str, rec["logged_on"])))
+    elif "matched" in rec:
         parts.append(f"logged on {rec['matched']}" if rec["matched"] else "unknown sender")
     if rec.get("reference"):
         parts.append(f"re {rec['reference']}")

@@ -142,6 +142,7 @@ def _summary(report: RunReport) -> str:
     return (
         f"poll: {c['records']} records read, {c['queued']} queued, {c['sent']} sent, "
         f"{c['failed']} failed, {c['skipped']} skipped, {c['duplicate']} duplicates"
+        + (f", {c['rejected']} records rejected (see the audit trail)" if c["rejected"] else "")
     )
 
 

@@ -306,7 +306,7 @@ class Ingester:
             self.report.counts["unmatched"] += 1
             return
         outcome = self.notes.write(note)
-        partner = f"{note.kind}:{note.partner}"
+        partner = f"{self.config.x3.partners[note.kind].x3_class}:{note.partner}"
         if outcome.refused:  # permanent: kept whole here, for someone to place by hand
             self.report.counts["failed"] += 1
         self.audit.write(
@@ -316,7 +316,7 @@ class Ingester:
             to=to,
             channel=channel,
             status="logged" if outcome.landed else "not_logged",
-            matched=outcome.landed[0] if outcome.landed else partner,
+            matched=partner,
             logged_on=outcome.landed,
             not_logged=outcome.refused or None,
             error={"message": "; ".join(outcome.refused), "permanent": True}

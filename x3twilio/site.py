@@ -26,7 +26,7 @@ def site_checks(config: Config, client: Describer) -> list[Check]:
 
 def _source_check(config: Config, source: Source, client: Describer) -> Check:
     exposed = describe(client, source.x3_class, source.representation, "$query")
-    name = f"X3 {source.name}"
+    name = f"X3 {source.name} fields"
     where = f"{source.x3_class} ({source.representation}.$query, by {exposed.how})"
     if not exposed.properties:
         return Check(name, False, f"{where}: nothing to read", "check the class and representation")
@@ -85,9 +85,7 @@ def _partner_check(shape: PartnerShape, client: Describer) -> Check:
             f"(`x3twilio x3 describe {shape.x3_class} --facet '$details'` lists what X3 exposes)",
             setup=True,
         )
-    detail = f"{where}: mobiles from " + " and ".join(
-        r for r in mobile_paths if r not in missing
-    )
+    detail = f"{where}: mobiles from " + " and ".join(r for r in mobile_paths if r not in missing)
     if missing:
         detail += "; not exposed: " + ", ".join(missing)
     if unknown:

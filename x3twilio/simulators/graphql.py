@@ -357,6 +357,7 @@ SALES_INVOICE: Spec = {
 OPEN_ITEM: Spec = {
     "documentType": ref("TYP"),
     "documentNumber": T("NUM"),
+    "lineNumber": Leaf("LIG", "int"),  # Sage's openItem reference (X3_REALITY.md §3)
     "dueDateLine": Leaf("DUDLIG", "int"),
     "businessPartner": ref("BPR"),
     "businessPartnerType": Leaf("BPRTYP", "enum", PARTNER_TYPE),

@@ -1382,4 +1382,3 @@ def fault_reply(fault: Fault | None) -> Reply | None:
         error = ApiError(STATUS_CODES.get(status, status))
         return Reply(status, error.body() | {"status": status})
     return None
-

@@ -387,7 +387,8 @@ class _Partner(NamedTuple):
 
 
 # Phones are free text in national formats, as users type them. Every one is valid for its
-# address country except FR009's "voir standard"; US005's MOB is Twilio's magic invalid To.
+# address country except FR009's "voir standard"; the mobile of US005's (default) contact is
+# Twilio's magic invalid To, so that texting that supplier fails with 21211.
 SUPPLIERS = (
     _Partner("FR001", "Acme Fournitures SARL", "ACME", "FR", "27 rue Garibaldi", "69003", "LYON",
              "", ("04 72 10 20 30",), "06 12 34 56 78", "compta@acme-fournitures.fr",
@@ -438,9 +439,9 @@ SUPPLIERS = (
              "ALBANY", "NY", ("(518) 462-3390",), "(518) 555-0162", "billing@hvpaper.com",
              (_Contact("000303", "Robert", "DIAZ", 3, "", "518 555 0175", "r.diaz@hvpaper.com"),)),
     _Partner("US005", "Lone Star Logistics LLC", "LSLOG", "US", "2100 Ross Ave", "75201",
-             "DALLAS", "TX", ("(214) 741-5520",), "+1 500-555-0001",
+             "DALLAS", "TX", ("(214) 741-5520",), "(214) 555-0166",
              "dispatch@lonestarlogistics.com",
-             (_Contact("000305", "James", "WALKER", 2, "", "(214) 555-0166",
+             (_Contact("000305", "James", "WALKER", 2, "", "+1 500-555-0001",
                        "j.walker@lonestarlogistics.com"),)),
 )  # fmt: skip
 

@@ -29,7 +29,8 @@ from x3twilio.x3.partners import Address, Contact, PartnerRecord, PartnerShape
 from x3twilio.x3.rest import _date_header, _json_body, _reason, _snippet, _try_json
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-KINDS = ("text", "int", "decimal", "date", "stamp", "bool", "enum")
+# "flag": an enum over a Yes/No (1=... 2=...), which api1 sends as a JSON boolean.
+KINDS = ("text", "int", "decimal", "date", "stamp", "bool", "enum", "flag")
 
 # ---------------------------------------------------------------- the query text
 
@@ -171,7 +172,7 @@ BUILTIN: dict[str, tuple[str, str, str]] = {
         DUDDAT     dueDate                      date
         AMTCUR     amountInCurrency             decimal
         PAYCUR     paidAmountInCurrency         decimal
-        FLGCLE     closedStatus                 enum 1=open 2=closed
+        FLGCLE     closedStatus                 flag 1=open 2=closed
         CREDATTIM  _createStamp                 stamp
         UPDDATTIM  _updateStamp                 stamp
         """,
@@ -290,10 +291,11 @@ class Prop:
             return stamp_literal(parse_stamp(text)) if self.kind == "stamp" else text
         if raw is None:
             return 0
-        if self.kind == "bool":
-            return 2 if raw is True else 1 if raw is False else _fail(raw)
-        if self.kind == "enum":  # an unknown value passes through, for sources to name it
-            return next((n for n, v in self.values.items() if v == raw), raw)
+        if self.kind == "bool":  # api1 sends Yes/No as JSON booleans too
+            return raw if isinstance(raw, bool) else _fail(raw)
+        if self.kind in ("enum", "flag"):  # an unknown value passes through, for sources to name it
+            number = next((n for n, v in self.values.items() if v == raw), raw)
+            return {1: False, 2: True}.get(number, number) if self.kind == "flag" else number
         if isinstance(raw, bool):
             raise ValueError(f"not a number: {raw!r}")
         try:
@@ -308,6 +310,8 @@ class Prop:
             return None
         if self.kind == "bool":
             return value if isinstance(value, bool) else int(value) == 2
+        if self.kind == "flag":
+            return self.values[2 if value is True or value == 2 else 1]
         if self.kind == "enum":
             if int(value) not in self.values:
                 raise ValueError(f"{self.code} has no GraphQL value for {int(value)}")
@@ -338,8 +342,8 @@ def parse_prop(code: str, spec: str) -> Prop:
         if not number.isdigit() or not value:
             raise ValueError(f"expected enum values as number=value, got {word!r}")
         values[int(number)] = value
-    if (kind == "enum") != bool(values):
-        raise ValueError("enum values go with kind enum, and it needs them")
+    if (kind in ("enum", "flag")) != bool(values):
+        raise ValueError("enum values go with kinds enum and flag, and they need them")
     return Prop(code, tuple(words[0].split(".")), kind, values)
 
 
@@ -869,7 +873,7 @@ def _partner_record(kind: str, code: str, body: Mapping[str, Any]) -> PartnerRec
     addresses = tuple(
         Address(
             code=str(a.get("BPAADD") or ""),
-            default=a.get("BPAADDFLG") == 2 or a.get("BPAADD") == body.get("BPAADD"),
+            default=a.get("BPAADDFLG") is True or a.get("BPAADD") == body.get("BPAADD"),
             country=str(a.get("CRY") or "") or None,
             phones=tuple(t for t in [a.get("MOB") or "", *a.get("TEL", [])] if t),
             emails=tuple(t for t in a.get("WEB", []) if t),
