@@ -106,6 +106,8 @@ def test_demo_runs_the_whole_loop(tmp_path, api):
     assert "default contact's mobile (+33698765432)" in out  # BPSBPRCNT's CNTMOB
     assert "FR001 re POFR" in out and "SMS from +33698765432 re POFR" in out
     assert "GB001 re " in out and "Voicemail from +447911123456" in out
+    if api == "rest":
+        assert "And on the order itself (PORDER POFR" in out
     assert "notification.status" in out and "inbound.logged 2" in out
 
 

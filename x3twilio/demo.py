@@ -105,6 +105,16 @@ def graphql_x3(x3sim: X3Simulator) -> dict[str, Any]:
     }
 
 
+# The demo's X3 site gave its orders a text field for replies, in a representation of its own.
+DEMO_REPRESENTATIONS = {"ZPORDER": {"class": "PORDER", "extra": {"ZREPLIES": "A"}}}
+ON_THE_ORDER = {
+    "about": "purchase_orders",
+    "mode": "append",
+    "representation": "ZPORDER",
+    "field": "ZREPLIES",
+}
+
+
 def write_config(path: Path, config: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), "utf-8")
 
@@ -119,7 +129,7 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     shim = RunningServer(_unready)  # its address first: it is the public URL in the config
     with (
-        serve(X3Simulator()) as x3,
+        serve(X3Simulator(representations=DEMO_REPRESENTATIONS)) as x3,
         serve(TwilioSimulator()) as twilio,
         serve(SendGridSimulator()) as sendgrid,
         shim,
@@ -129,7 +139,10 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
         grid: SendGridSimulator = sendgrid.app  # type: ignore[assignment]
         path = workdir / "x3twilio.yaml"
         # Quiet hours stay out of the demo, so that it shows the same at any time of day.
-        write_config(path, sim_config(x3, twilio, public_url=shim.url, api=api, sendgrid=sendgrid))
+        config_data = sim_config(x3, twilio, public_url=shim.url, api=api, sendgrid=sendgrid)
+        if api == "rest":  # replies also on the order, in a field of the site's representation
+            config_data["inbound"]["notes"].append(ON_THE_ORDER)
+        write_config(path, config_data)
         config = load_config(path, env={})
         shim.httpd.set_app(Shim(config))
         echo(
@@ -190,6 +203,9 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
         echo("\nReplies logged in X3 (YSMSLOG: the partner, the order it is about, the text):")
         for log in x3sim.records("YSMSLOG"):
             echo(f"   {log['BPNUM']} re {log['DOCNUM'] or '-'}: {log['TEXT']}")
+        if api == "rest":
+            replies = x3sim.get("PORDER", order)["ZREPLIES"]
+            echo(f"And on the order itself (PORDER {order}, ZPORDER.ZREPLIES):\n   {replies}")
         echo("\nAudit trail: " + _audit_summary(config.state_dir))
 
 

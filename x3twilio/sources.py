@@ -465,11 +465,11 @@ class Record:
 def exposure_fix(source: Source, code: str) -> tuple[str, str]:
     """(what is missing, how to fix it) when X3 lacks a property `source` needs."""
     field_ = next((f for f in source.fields.values() if f.code == code), None)
-    if field_ is not None:
+    if code == source.timestamp:
+        what, fix = f"{code} (the change stamp)", f"set sources.{source.name}.timestamp"
+    elif field_ is not None:
         what = f"{code} ({field_.name})"
         fix = f"set sources.{source.name}.fields.{field_.name}.code to this site's name for it"
-    elif code == source.timestamp:
-        what, fix = f"{code} (the change stamp)", f"set sources.{source.name}.timestamp"
     else:
         what, fix = code, f"correct {code} in the rules or in sources.{source.name}"
     fix += (
