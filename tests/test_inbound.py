@@ -242,3 +242,9 @@ def test_a_payload_written_but_never_published_is_recovered_by_ingest(env, shim)
     os.utime(tmp, (time.time() - 120, time.time() - 120))
     env.run("ingest")
     assert "re PO77: PO77 ok" in notes_of(env)
+
+
+def test_a_customer_reply_lands_on_that_customer(env, shim):
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", "+33614253647", "SI42 reçue")
+    env.run("ingest")
+    assert "SMS from +33614253647 re SI42: SI42 reçue [" in env.notes("CFR002")

@@ -281,3 +281,21 @@ def test_twilio_down_exits_69_and_keeps_the_notification_queued(env):
     # it stays in the outbox, in flight: the next run checks Twilio's list before sending
     env.run("poll")
     assert [m["to"] for m in env.twilio.messages] == [FR001_TEXTED]
+
+
+def test_customers_are_texted_at_the_mobiles_their_x3_records_hold(env):
+    rule = {
+        "name": "invoice-due",
+        "source": "open_items",
+        "due": "due_date within 2 days",
+        "when": {"partner_type": "customer", "open_amount": {"gt": 0}},
+        "to": ["customer"],
+        "message": "Invoice {document} is due {due_date:%d %b}.",
+    }
+    env.configure(rules=[rule])
+    env.run("poll")
+    assert sorted(m["to"] for m in env.twilio.messages) == [
+        "+33614253647",  # CFR002: no mobile on its address, its contact's (BPCBPRCNT.CNTMOB)
+        "+33766543210",  # CFR003: no contact, its address's mobile slot (BPCBPRBPACOLTEL)
+        "+447845667788",  # CGB001: the same, parsed with its address country (GB)
+    ]

@@ -371,13 +371,16 @@ def describe(
     config = app.config()
     client = RestClient(config.x3, make_session(), Retrier(config.retry))
     rep = representation or x3_class
-    exposed = discover(client, x3_class, rep, facet)
+    exposed = discover(client, x3_class, rep, facet, samples=True)
     rows = describe_rows(exposed)
     if as_json:
         for name, kind, sample in rows:
             click.echo(json.dumps({"name": name, "kind": kind, "sample": sample}))
         return
-    _print_rows(("property", "kind", "sample"), rows, f"{x3_class} {rep}.{facet} ({exposed.how})")
+    shown = [
+        (n, k, "" if v is None else json.dumps(v, ensure_ascii=False)[:40]) for n, k, v in rows
+    ]
+    _print_rows(("property", "kind", "sample"), shown, f"{x3_class} {rep}.{facet} ({exposed.how})")
 
 
 @cli.group()

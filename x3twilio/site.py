@@ -8,6 +8,8 @@ to write. A rule on a raw code that X3 does not expose is a ✗ here, not a sile
 
 from __future__ import annotations
 
+from typing import Any
+
 from x3twilio.config import Config, NoteTarget
 from x3twilio.doctor import Check
 from x3twilio.rules import needed
@@ -31,6 +33,7 @@ def _source_check(config: Config, source: Source, client: Describer) -> Check:
     if not exposed.properties:
         return Check(name, False, f"{where}: nothing to read", "check the class and representation")
     problems: dict[str, tuple[str, str]] = {}
+    present: dict[str, str] = {}
     for code, kind, why in needed(source, config.rules):
         found = exposed.properties.get(code)
         if found is None:
@@ -40,10 +43,12 @@ def _source_check(config: Config, source: Source, client: Describer) -> Check:
             f = next((f for f in source.fields.values() if f.code == code), None)
             fix = f"set sources.{source.name}.fields.{f.name if f else code}.type"
             problems.setdefault(code, (f"{code} is {found.kind} here, read as {kind}", fix))
+        else:
+            present.setdefault(code, f"{code} {found.kind}")
+    seen = "has " + ", ".join(present.values())
     if not problems:
-        used = len({code for code, _, _ in needed(source, config.rules)})
-        return Check(name, True, f"{where}: the {used} fields it needs are there")
-    detail = f"{where}: " + "; ".join(p for p, _ in problems.values())
+        return Check(name, True, f"{where} {seen}")
+    detail = f"{where}: " + "; ".join(p for p, _ in problems.values()) + f"; {seen}"
     return Check(name, False, detail, "; ".join(f for _, f in problems.values()), setup=True)
 
 
@@ -85,7 +90,8 @@ def _partner_check(shape: PartnerShape, client: Describer) -> Check:
             f"(`x3twilio x3 describe {shape.x3_class} --facet '$details'` lists what X3 exposes)",
             setup=True,
         )
-    detail = f"{where}: mobiles from " + " and ".join(r for r in mobile_paths if r not in missing)
+    ways = [f"{r} ({'.'.join(shape.path(r))})" for r in mobile_paths if r not in missing]
+    detail = f"{where}: mobiles from " + " and ".join(ways)
     if missing:
         detail += "; not exposed: " + ", ".join(missing)
     if unknown:
@@ -107,6 +113,14 @@ def _note_check(config: Config, target: NoteTarget, client: Describer) -> Check:
                 f"{where} has no {target.text_field} to append replies to",
                 "give inbound.notes a representation that exposes a text field, or use "
                 "mode create with a class of your own",
+                setup=True,
+            )
+        if found.read_only:
+            return Check(
+                name,
+                False,
+                f"{where}: {target.text_field} is read-only",
+                "give inbound.notes a representation where the field can be edited",
                 setup=True,
             )
         if found.max_length and found.max_length < target.max_length:
@@ -145,9 +159,6 @@ def _target_class(config: Config, target: NoteTarget) -> tuple[str, str]:
     return x3_class, target.representation or (base[1] if x3_class == base[0] else x3_class)
 
 
-def describe_rows(exposed: Exposed) -> list[tuple[str, str, str]]:
-    """(name, kind, sample) for `x3 describe`."""
-    return [
-        (path, prop.kind, "" if prop.sample is None else repr(prop.sample)[:40])
-        for path, prop in exposed.walk()
-    ]
+def describe_rows(exposed: Exposed) -> list[tuple[str, str, Any]]:
+    """(name, kind, sample value as X3 sent it) for `x3 describe`."""
+    return [(path, prop.kind, prop.sample) for path, prop in exposed.walk()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 # api1 prototype types -> the kinds this tool decodes (sources.KINDS), plus "list".
@@ -57,6 +57,7 @@ class Property:
     kind: str  # text, int, decimal, yesno, date, datetime, menu, list, or "?" (unknown)
     sample: Any = None
     max_length: int | None = None
+    read_only: bool = False  # the prototype's $isDisabled
     children: Mapping[str, Property] = field(default_factory=dict)  # a child list's rows
 
 
@@ -85,19 +86,33 @@ class Exposed:
             yield from Exposed(self.how, prop.children).walk(f"{prefix}{name}[].")
 
 
-def describe(client: Describer, x3_class: str, representation: str, facet: str) -> Exposed:
-    """What `representation` exposes for `facet` ($query, $details or $edit)."""
+def describe(
+    client: Describer, x3_class: str, representation: str, facet: str, samples: bool = False
+) -> Exposed:
+    """What `representation` exposes for `facet` ($query, $details or $edit); with
+    `samples`, a prototype's properties also get a sampled record's values."""
     prototype = client.prototype(x3_class, representation, facet)
-    if prototype is not None:
+    if prototype is not None and not samples:
         return Exposed("prototype", _from_prototype(prototype))
     row = client.sample(x3_class, representation)
-    if row is None:
-        return Exposed("no record to sample", {})
-    if facet != "$query":
+    if row is not None and facet != "$query":
         key = row.get("$key")
-        details = client.details(x3_class, str(key), representation) if key else None
-        row = details or row
-    return Exposed("sampled record", _from_sample(row))
+        row = (client.details(x3_class, str(key), representation) if key else None) or row
+    sampled = _from_sample(row) if row is not None else {}
+    if prototype is not None:
+        return Exposed("prototype", _with_samples(_from_prototype(prototype), sampled))
+    return Exposed("sampled record" if row is not None else "no record to sample", sampled)
+
+
+def _with_samples(
+    properties: Mapping[str, Property], sampled: Mapping[str, Property]
+) -> dict[str, Property]:
+    out = {}
+    for name, prop in properties.items():
+        seen = sampled.get(name)
+        children = _with_samples(prop.children, seen.children if seen else {})
+        out[name] = replace(prop, sample=seen.sample if seen else None, children=children)
+    return out
 
 
 def _from_prototype(properties: Mapping[str, Any]) -> dict[str, Property]:
@@ -112,6 +127,7 @@ def _from_prototype(properties: Mapping[str, Any]) -> dict[str, Property]:
             name,
             _TYPES.get(str(spec.get("$type")), "?"),
             max_length=length if isinstance(length, int) else None,
+            read_only=spec.get("$isDisabled") is True,
             children=_from_prototype(children) if isinstance(children, Mapping) else {},
         )
     return out
