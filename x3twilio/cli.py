@@ -369,6 +369,8 @@ def describe(
     from x3twilio.x3.rest import RestClient
 
     config = app.config()
+    if config.x3.api != "rest":
+        raise click.UsageError("x3 describe reads X3's REST api1: it needs x3.api: rest")
     client = RestClient(config.x3, make_session(), Retrier(config.retry))
     rep = representation or x3_class
     exposed = discover(client, x3_class, rep, facet, samples=True)

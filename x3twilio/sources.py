@@ -74,7 +74,10 @@ def _int(f: Field, raw: Any) -> int:
 
 def _decimal(f: Field, raw: Any) -> Decimal:
     # X3 sends decimals as JSON numbers; str() keeps 771.42 from becoming 771.4199…
-    return Decimal(str(_number(raw) if not isinstance(raw, str) else raw))
+    value = Decimal(str(_number(raw) if not isinstance(raw, str) else raw))
+    if not value.is_finite():  # NaN or Infinity: never an amount
+        raise ValueError(raw)
+    return value
 
 
 def _date(f: Field, raw: Any) -> date | None:

@@ -202,7 +202,7 @@ def _raise_for_status(response: requests.Response, url: str) -> None:
         )
     detail = _diagnoses(_try_json(response)) or _snippet(response)
     _refuse_licence(detail, url, status)
-    unknown = _named_property(detail, url)
+    unknown = _named_property(detail, url) if status in (400, 500) else None
     if unknown is not None:  # X3 answers 500 for an unknown property: a setup mistake
         raise X3FieldError(unknown, detail)
     raise X3Error(
