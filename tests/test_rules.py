@@ -59,8 +59,9 @@ def test_garbage_field_names_the_record_the_field_and_the_value():
 
 @pytest.mark.parametrize(
     ("code", "value"),
-    [("CLEFLG", "no"), ("CLEFLG", 3), ("APPFLG", True), ("TOTORD", "lots"), ("TOTORD", False), ("TOTORD", float("nan")), ("TOTORD", "Infinity"),
-     ("ORDDAT", 20261120), ("POHFCY", {"$title": "x"})],
+    [("CLEFLG", "no"), ("CLEFLG", 3), ("APPFLG", True), ("TOTORD", "lots"), ("TOTORD", False),
+     ("TOTORD", float("nan")), ("TOTORD", "Infinity"), ("ORDDAT", 20261120),
+     ("POHFCY", {"$title": "x"})],
 )  # fmt: skip
 def test_a_value_of_the_wrong_kind_is_refused_with_its_value(code, value):
     with pytest.raises(ValueError, match=rf"field {code}: .*got {re.escape(repr(value))}"):
