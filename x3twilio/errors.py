@@ -13,6 +13,8 @@ class ExitCode(IntEnum):
     USAGE = 2
     UNAVAILABLE = 69  # X3 or Twilio unreachable or refusing credentials
     INTERNAL = 70
+    CANTCREAT = 73  # local state cannot be created
+    IOERR = 74  # local state cannot be read or written (read-only, full, corrupt, lost)
     LOCKED = 75  # another run holds the lock
     CONFIG = 78
 
@@ -80,6 +82,13 @@ class TwilioError(RemoteError):
 
 
 class StateError(X3TwilioError):
-    """The state directory cannot be read or written (disk full, permissions)."""
+    """Local state cannot be read or written (disk full, permissions, corrupt, lost): the
+    message names the path and the fix."""
 
-    exit_code = ExitCode.UNAVAILABLE
+    exit_code = ExitCode.IOERR
+
+
+class StateCreateError(StateError):
+    """The state directory or one of its files cannot be created."""
+
+    exit_code = ExitCode.CANTCREAT

@@ -57,6 +57,18 @@ _COLUMNS = (
 )
 
 
+def _why(exc: sqlite3.Error) -> str:
+    """What an SQLite failure means for the operator; nothing of the batch was kept."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        hint = "another process holds it; is a second copy running against this state_dir?"
+    elif "full" in text or "disk" in text or "readonly" in text:
+        hint = "is the disk full or read-only?"
+    else:
+        hint = "if it is corrupt, move it aside and run `x3twilio state rebuild`"
+    return f"{text} ({hint}); nothing of this batch was kept"
+
+
 def notification_id(*parts: str) -> str:
     """A deterministic idempotency key: the same decision always gets the same id."""
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
@@ -102,7 +114,10 @@ class Outbox:
             if not (readonly and path.exists()):
                 self.db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"cannot open the outbox {path}: {exc}") from None
+            raise StateError(
+                f"cannot open the outbox {path}: {exc}; if it is corrupt, move it aside and "
+                "run `x3twilio state rebuild` (it restores the sent keys from the audit trail)"
+            ) from None
 
     def close(self) -> None:
         self.db.close()
@@ -134,10 +149,7 @@ class Outbox:
                 raise
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StateError(
-                f"cannot write the outbox in {self.path.parent}: {exc} "
-                "(is the disk full?); nothing of this batch was kept"
-            ) from None
+            raise StateError(f"cannot write the outbox {self.path}: {_why(exc)}") from None
 
     def is_seen(self, source: str, record: str, stamp: str) -> bool:
         row = self.db.execute(
@@ -348,6 +360,43 @@ class Outbox:
         )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- state loss ------------------------------------------------------------------------
+
+    def is_empty(self) -> bool:
+        """Nothing decided and nothing seen: a first run, or an outbox that was lost."""
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM notifications) OR EXISTS (SELECT 1 FROM seen)"
+        ).fetchone()
+        return not row[0]
+
+    def remembers(self, source: str) -> str | None:
+        """The newest change stamp seen of `source`, else when its last decision was made."""
+        row = self.db.execute("SELECT MAX(stamp) FROM seen WHERE source=?", (source,)).fetchone()
+        if row[0] is None:
+            row = self.db.execute(
+                "SELECT MAX(created) FROM notifications WHERE source=?", (source,)
+            ).fetchone()
+        return str(row[0]) if row[0] is not None else None
+
+    def restore(self, rows: Iterable[Notification], delivery: dict[str, str], now: str) -> int:
+        """Put back notifications rebuilt from the audit trail; known ids are left alone."""
+        count = 0
+        with self._transaction() as db:
+            for n in rows:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO notifications (id, rule, source, record, channel,"
+                    " recipient, body, subject, status, reason, attempts, provider_id,"
+                    " in_flight_since, error_code, error_message, delivery, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        n.id, n.rule, n.source, n.record, n.channel, n.to, n.body, n.subject,
+                        n.status, n.reason, n.attempts, n.provider_id, n.in_flight_since,
+                        n.error_code, n.error_message, delivery.get(n.id), n.created or now, now,
+                    ),
+                )  # fmt: skip
+                count += cursor.rowcount
+        return count
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM notifications GROUP BY status")

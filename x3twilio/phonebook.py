@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from x3twilio.phones import to_e164
 from x3twilio.state import write_atomic
@@ -47,13 +48,19 @@ class PhoneBook:
         return self._numbers
 
     def _read(self) -> dict[str, list[str]] | None:
+        """The cached index, or None when it is missing, stale or not what it should be
+        (a cache: rebuilt from X3 rather than trusted)."""
         try:
             data = json.loads(self.path.read_bytes())
         except (OSError, ValueError):
             return None
-        if data.get("version") != 2 or self.clock() - data.get("built", 0) > self.ttl:
+        if not isinstance(data, dict) or data.get("version") != 2:
             return None
-        numbers: dict[str, list[str]] = data["numbers"]
+        built, numbers = data.get("built"), data.get("numbers")
+        if not isinstance(built, int | float) or self.clock() - built > self.ttl:
+            return None
+        if not isinstance(numbers, dict) or not all(_owner(v) for v in numbers.values()):
+            return None
         return numbers
 
     def _build(self) -> dict[str, list[str]]:
@@ -68,3 +75,7 @@ class PhoneBook:
                     if number:
                         numbers.setdefault(number, [kind, code])
         return numbers
+
+
+def _owner(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)

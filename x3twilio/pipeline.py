@@ -14,6 +14,7 @@ from x3twilio.config import Config
 from x3twilio.errors import ExitCode, RemoteError
 from x3twilio.outbox import Notification, Outbox, notification_id
 from x3twilio.phones import to_e164
+from x3twilio.recovery import check_state
 from x3twilio.rules import Recipient, Rule, fits, needed
 from x3twilio.segments import segment_info
 from x3twilio.senders import make_senders
@@ -31,7 +32,7 @@ from x3twilio.sources import (
 )
 from x3twilio.state import Watermarks, run_lock
 from x3twilio.transport import Retrier, make_session
-from x3twilio.x3 import Page, make_client
+from x3twilio.x3 import Page, X3Client, make_client
 from x3twilio.x3.partners import PartnerDirectory
 
 
@@ -63,12 +64,13 @@ class Poller:
         since: datetime | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        x3: X3Client | None = None,
     ) -> None:
         self.config, self.dry_run, self.since, self.clock = config, dry_run, since, clock
         self.sources = [s for s in config.used_sources() if not only or s.name in only]
         session = make_session()
         retrier = Retrier(config.retry, sleep=sleep)
-        self.x3 = make_client(config.x3, session, retrier)
+        self.x3 = x3 or make_client(config.x3, session, retrier)
         self.partners = PartnerDirectory(self.x3, config.x3.partners)
         self.senders = make_senders(config, session, retrier)
         self.sleep = sleep
@@ -150,6 +152,14 @@ class Poller:
 
     def _decide_all(self) -> None:
         watermarks = Watermarks(self.config.state_dir)
+        check_state(
+            self.config.state_dir,
+            self.outbox,
+            watermarks,
+            [] if self.since else self.sources,  # --since: history on purpose
+            self.config.x3.lookback,
+            self.report.run_id,
+        )
         for source in self.sources:
             rules = [r for r in self.config.rules if r.source == source.name]
             change_rules = [r for r in rules if r.due is None]
@@ -176,7 +186,8 @@ class Poller:
             lo = (parse_stamp(mark) if mark else hi) - lookback
         newest: datetime | None = None
         rereading = self.since is not None  # history on purpose: decide again, ids dedupe
-        for records in self._pages(source, self.x3.changes(source, lo, hi)):
+        for page in self._pages(source, self.x3.changes(source, lo, hi)):
+            records = [r for r in page if not self._from_the_future(r, hi)]
             fresh = [
                 r
                 for r in records
@@ -217,6 +228,18 @@ class Poller:
                     self._reject(source, exc)
             self.report.counts["records"] += len(records)
             yield records
+
+    def _from_the_future(self, record: Record, hi: datetime) -> bool:
+        """A change stamp past this run's window (X3's clock) cannot be a real change: it is
+        rejected, and never moves the watermark (one such stamp would stop the source)."""
+        if parse_stamp(record.stamp) < hi:
+            return False
+        problem = f"its change stamp {record.stamp} is after X3's clock ({stamp_literal(hi)})"
+        self._reject(
+            record.source,
+            Undecodable(record.key, record.source.timestamp, record.stamp, problem),
+        )
+        return True
 
     def _reject(self, source: Source, exc: Undecodable) -> None:
         """A record X3 sent that cannot be read costs that record, not the source."""

@@ -528,14 +528,19 @@ def decode(
     `fields` (from fields_for) limits decoding to what the rules read: the rest of a
     record costs nothing on the hot path.
     """
-    try:
-        key = source.record_key(raw)
-    except KeyError as exc:
-        code = exc.args[0]
-        raise Undecodable(None, code, None, f"record without its key field {code}") from None
+    for code in source.key:
+        part = raw.get(code)
+        if isinstance(part, bool) or not isinstance(part, str | int | float) or part == "":
+            raise Undecodable(None, code, part, f"the key field {code} is {part!r}")
+    key = source.record_key(raw)
     stamp = raw.get(source.timestamp)
-    if not isinstance(stamp, str):
-        raise Undecodable(key, source.timestamp, stamp, f"no {source.timestamp} timestamp")
+    try:
+        if not isinstance(stamp, str):
+            raise TypeError(stamp)
+        parse_stamp(stamp)
+    except (TypeError, ValueError):
+        problem = f"the change stamp {source.timestamp} is {stamp!r}, not a UTC timestamp"
+        raise Undecodable(key, source.timestamp, stamp, problem) from None
     values: dict[str, Any] = {}
     for f in source.fields.values() if fields is None else fields:
         value = raw.get(f.code)

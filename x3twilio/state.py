@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from x3twilio.errors import LockHeld, StateError
+from x3twilio.errors import LockHeld, StateCreateError, StateError
 from x3twilio.sources import parse_stamp
 
 WATERMARKS = "watermarks.json"
@@ -23,7 +23,10 @@ def ensure_dir(path: Path) -> Path:
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise StateError(f"cannot create {path}: {exc.strerror}") from None
+        raise StateCreateError(
+            f"cannot create {path}: {exc.strerror}; give the user cron runs as write "
+            "access there, or point state_dir (or --state-dir) elsewhere"
+        ) from None
     return path
 
 
@@ -42,7 +45,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise StateError(f"cannot write {path}: {exc.strerror}") from None
+        raise StateError(
+            f"cannot write {path}: {exc.strerror} (is the disk full or read-only?)"
+        ) from None
 
 
 def fsync_dir(path: Path) -> None:
@@ -60,7 +65,10 @@ def run_lock(state_dir: Path, name: str = LOCK) -> Iterator[None]:
     `poll` and `ingest` take different locks: each may run beside the other, never twice.
     """
     ensure_dir(state_dir)
-    fd = os.open(state_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(state_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StateCreateError(f"cannot open the lock {state_dir / name}: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -69,6 +77,9 @@ def run_lock(state_dir: Path, name: str = LOCK) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+_FIX = "restore it from a backup, or remove it and poll with --since (see README)"
 
 
 class Watermarks:
@@ -84,10 +95,17 @@ class Watermarks:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise StateError(f"{self.path} is unreadable ({exc}); fix or remove it") from None
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            raise StateError(f"{self.path}: unknown format (expected version {VERSION})")
-        return {str(k): str(v["wm"]) for k, v in data.get("sources", {}).items()}
+            raise StateError(f"{self.path} is unreadable ({exc}); {_FIX}") from None
+        sources = data.get("sources") if isinstance(data, dict) else None
+        if not isinstance(sources, dict) or data.get("version") != VERSION:
+            raise StateError(f"{self.path}: unknown format (expected version {VERSION}); {_FIX}")
+        try:
+            marks = {str(k): str(v["wm"]) for k, v in sources.items()}
+            for mark in marks.values():
+                parse_stamp(mark)
+        except (KeyError, TypeError, ValueError):
+            raise StateError(f"{self.path}: a watermark is not a UTC stamp; {_FIX}") from None
+        return marks
 
     def get(self, source: str) -> str | None:
         return self.values.get(source)

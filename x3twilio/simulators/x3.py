@@ -673,6 +673,7 @@ class X3Simulator:
       representations over a class, in every facet; extra fields (kinds as in x3data, "A"
       being text of 250) are stored with the record, "" (or the kind's zero) by default.
     - `missing_status`: the HTTP status of `$details`/`$edit` for a key that does not exist.
+    - `links_base`: the base URL its `$links` name, when not the one asked (a proxy in front).
     """
 
     def __init__(
@@ -690,8 +691,12 @@ class X3Simulator:
         renamed: Mapping[str, Mapping[str, str]] | None = None,
         representations: Mapping[str, Mapping[str, Any]] | None = None,
         missing_status: int = 404,
+        links_base: str | None = None,
     ) -> None:
         self.user, self.password, self.folder = user, password, folder
+        # The base URL `$links` name; None: the one the request came to. Behind a proxy
+        # X3 may name its own internal address instead.
+        self.links_base = links_base
         self.codec = _Codec(menu=_choice("yes_no", yes_no, ("boolean", "menu")) == "menu")
         self.where_booleans = _choice("where_booleans", where_booleans, ("true", "menu"))
         self.prototypes = prototypes
@@ -1024,6 +1029,8 @@ class X3Simulator:
         }
         if len(rows) > count:
             next_url = request.url(_next_query(request.query, rows[count - 1][0]))
+            if self.links_base:
+                next_url = self.links_base + next_url[len(_base(request.environ)) :]
             body["$links"] = {"$next": {"$url": next_url}}
         return Reply(200, body)
 

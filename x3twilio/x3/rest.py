@@ -55,7 +55,7 @@ class RestClient:
             )
             while fetch is not None:
                 body, server_time = fetch.result()
-                page, next_url = Page(_resources(body, url), server_time), _next_url(body)
+                page, next_url = Page(_resources(body, url), server_time), self._next(body, url)
                 if next_url in visited:
                     raise X3Error(f"paging loops: $links.$next repeats {next_url}")
                 fetch = None
@@ -67,6 +67,23 @@ class RestClient:
                 yield page
                 if next_url and fetch is None:
                     fetch = pool.submit(self.retrier.call, self._get, url)
+
+    def _next(self, body: dict[str, Any], url: str) -> str | None:
+        """The next page's URL, only if it is on this X3 server: credentials never go to
+        another scheme, host or port, whatever a page says."""
+        link = _next_url(body)
+        if link is None:
+            return None
+        here, there = urlsplit(self.config.url), urlsplit(link)
+        if not (there.scheme and there.netloc):
+            raise X3Error(f"the answer from {url} has a $links.$next that is not a URL: {link!r}")
+        if (there.scheme, there.hostname, there.port) != (here.scheme, here.hostname, here.port):
+            raise X3Error(
+                f"the answer from {url} points its next page at {there.scheme}://{there.netloc},"
+                f" not at x3.url ({here.scheme}://{here.netloc}); it was not followed (a proxy "
+                "rewriting Syracuse's links? set x3.url to the address X3 itself uses)"
+            )
+        return link
 
     def changes(self, source: Source, lo: datetime, hi: datetime) -> Iterator[Page]:
         """Records stamped in [lo, hi), and-ed with the source's own filter."""
@@ -284,10 +301,15 @@ def _resources(body: dict[str, Any], url: str) -> list[dict[str, Any]]:
 
 
 def _next_url(body: dict[str, Any]) -> str | None:
-    link = (body.get("$links") or {}).get("$next")
+    links = body.get("$links")
+    link = links.get("$next") if isinstance(links, dict) else None
     if isinstance(link, dict):
         link = link.get("$url")
-    return link if isinstance(link, str) and link else None
+    if link in (None, ""):
+        return None
+    if not isinstance(link, str):
+        raise X3Error(f"a page's $links.$next is not a URL: {link!r}")
+    return link
 
 
 def _date_header(response: requests.Response) -> datetime | None:
