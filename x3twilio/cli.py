@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from x3twilio import __version__
-from x3twilio.errors import ExitCode, X3TwilioError
+from x3twilio.errors import ExitCode, LockHeld, X3TwilioError
 
 if TYPE_CHECKING:
     from x3twilio.config import Config
@@ -41,31 +42,109 @@ class App:
         if not self.quiet:
             click.echo(text)
 
+    def command(self, *args: str) -> str:
+        """A command line to copy, with this run's --config and --state-dir."""
+        words = ["x3twilio"]
+        if self.config_option:
+            words += ["--config", self.config_option]
+        if self.state_dir:
+            words += ["--state-dir", self.state_dir]
+        return shlex.join([*words, *args])
+
+    def finish(self, command: str, code: int, failure: Failure) -> None:
+        """Exit with `code`; a failure is one line on stderr, with where to look, even with -q."""
+        if code == ExitCode.OK:
+            return
+        where = " and ".join(f"`{self.command('audit', *look)}`" for look in failure.looks)
+        line = f"x3twilio: {command}: {failure.what}" + (f"; see {where}" if where else "")
+        click.echo(line + (f"; {failure.then}" if failure.then else ""), err=True)
+        sys.exit(code)
+
+
+@dataclass
+class Failure:
+    """What a run that exits non-zero says on its one line."""
+
+    what: str  # what failed
+    looks: Sequence[Sequence[str]] = ()  # `audit` queries that show it
+    then: str = ""  # what to do next
+
 
 class Group(click.Group):
-    """Turns every operator-facing error into one line on stderr and its exit code."""
+    """Turns every operator-facing error into one line on stderr and its exit code.
+
+    With -q a run that fails still prints its one line (cron mails it); an overlap with a
+    run that holds the lock (75) prints nothing, as nothing is wrong.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except LockHeld as exc:
+            if not _quiet(ctx):
+                click.echo(f"x3twilio: {exc}", err=True)
+            ctx.exit(exc.exit_code)
         except X3TwilioError as exc:
             if _verbose(ctx):
                 traceback.print_exc()
-            click.echo(f"x3twilio: {exc}", err=True)
+            click.echo(f"x3twilio: {_one_line(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except click.ClickException as exc:
+            if not _quiet(ctx):
+                raise
+            click.echo(f"x3twilio: {_one_line(exc.format_message())}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug: say so, and show the traceback only with -v
             if _verbose(ctx):
                 traceback.print_exc()
             click.echo(
-                f"x3twilio: internal error: {exc!r} (run with -v for the traceback)", err=True
+                f"x3twilio: internal error: {_describe(exc)} (run with -v for the traceback)",
+                err=True,
             )
             ctx.exit(ExitCode.INTERNAL)
 
 
 def _verbose(ctx: click.Context) -> bool:
     return bool(ctx.obj and ctx.obj.verbose)
+
+
+def _quiet(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.quiet)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split("\n"))
+
+
+def _describe(exc: Exception) -> str:
+    """The class and message of a bug, short: never repr, which may carry a whole file."""
+    text = _one_line(str(exc))
+    return f"{type(exc).__name__}: {text[:200]}{'…' if len(text) > 200 else ''}"
+
+
+def _started() -> str:
+    """Now, to the second, as `audit --since` takes it: the records of this run follow."""
+    return f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _failed(app: App, since: str, failed: int = 0, inbound: int = 0, rejected: int = 0) -> Failure:
+    """What a run that exits 1 says: its failed notifications, inbound items, X3 records."""
+    parts, looks = [], []
+    if failed:
+        parts.append(f"{failed} notification(s) failed")
+        looks.append(["--since", since, "--event", "notification.failed"])
+    if inbound:
+        parts.append(f"{inbound} inbound item(s) failed")
+        looks.append(["--since", since, "--event", "inbound.failed"])
+    if rejected:
+        parts.append(f"{rejected} X3 record(s) rejected")
+        looks.append(["--since", since, "--event", "record.rejected"])
+    if not parts:  # a reason this version does not count: the run's records tell it
+        return Failure("some items failed", [["--since", since]])
+    then = f"`{app.command('replay')}` retries what failed" if failed or inbound else ""
+    return Failure(", ".join(parts), looks, then or "a record fixed in X3 is read again")
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,8 +166,9 @@ def cli(
 
     \b
     Exit codes: 0 ok · 1 some items failed (see `audit`, retry with `replay`)
-    2 usage · 69 X3/Twilio unavailable · 70 internal error · 75 another run
-    holds the lock · 78 invalid configuration.
+    2 usage · 69 X3/Twilio unavailable · 70 internal error · 73/74 local state
+    cannot be created/read or written · 75 another run holds the lock (quiet
+    with -q) · 78 invalid configuration.
     """
     ctx.obj = App(config_option, state_dir, verbose, quiet)
 
@@ -117,11 +197,15 @@ def poll(app: App, dry_run: bool, sources: tuple[str, ...], since: str | None) -
         return
     from x3twilio.monitoring import monitored
 
+    since = _started()
     with monitored(config, "poll") as run:
         report = poller.run()
         run.exit_code = report.exit_code
     app.say(_summary(report))
-    sys.exit(report.exit_code)
+    counts = report.counts
+    app.finish(
+        "poll", report.exit_code, _failed(app, since, counts["failed"], 0, counts["rejected"])
+    )
 
 
 def _iso_time(text: str | None, option: str = "--since") -> datetime | None:
@@ -155,19 +239,26 @@ def _print_decisions(report: RunReport) -> None:
     )
 
 
-def _print_rows(headers: Sequence[str], rows: Sequence[Sequence[object]], title: str) -> None:
-    """A rich table on a terminal; tab-separated lines when piped."""
-    if not sys.stdout.isatty():  # one write: a 50,000-row dry run must not crawl
+def _print_rows(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], title: str, console: Any = None
+) -> None:
+    """A rich table on a terminal; tab-separated lines when piped.
+
+    Cells are plain text: X3 data and replies may hold [brackets] that are not rich markup.
+    """
+    if console is None and not sys.stdout.isatty():  # one write: 50,000 rows must not crawl
         lines = ["\t".join(headers), *("\t".join(str(cell) for cell in row) for row in rows)]
         click.echo("\n".join(lines))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*headers, title=title)
+    from x3twilio.auditquery import texts
+
+    table = Table(*headers, title=texts(title)[0])
     for row in rows:
-        table.add_row(*(str(cell) for cell in row))
-    Console().print(table)
+        table.add_row(*texts(*(str(cell) for cell in row)))
+    (console or Console()).print(table)
 
 
 @cli.command()
@@ -188,16 +279,22 @@ def check(app: App, offline: bool) -> None:
         f"{len(config.used_sources())} sources)"
     )
     for warning in template_warnings(config):
-        click.echo(f"warning: {warning}", err=True)
+        if not app.quiet:
+            click.echo(f"warning: {warning}", err=True)
     if offline:
         return
     checks = check_online(config)
     rows = [("✓" if c.ok else "✗", c.name, c.detail, c.fix) for c in checks]
-    _print_rows(("", "check", "result", "fix"), rows, "x3twilio check")
+    if not app.quiet:
+        _print_rows(("", "check", "result", "fix"), rows, "x3twilio check")
     failed = [c for c in checks if not c.ok]
     if failed:
-        setup = any(c.setup for c in failed)
-        sys.exit(ExitCode.CONFIG if setup else ExitCode.UNAVAILABLE)
+        code = ExitCode.CONFIG if any(c.setup for c in failed) else ExitCode.UNAVAILABLE
+        names = ", ".join(c.name for c in failed)
+        fix = f"`{app.command('check')}` shows the fix of each" if app.quiet else "fixes above"
+        app.finish(
+            "check", code, Failure(f"{len(failed)} of {len(checks)} failed: {names}", (), fix)
+        )
 
 
 @cli.command()
@@ -280,6 +377,7 @@ def ingest(app: App, dry_run: bool) -> None:
         return
     from x3twilio.monitoring import monitored
 
+    since = _started()
     with monitored(ingester.config, "ingest") as run:
         report = ingester.run()
         run.exit_code = report.exit_code
@@ -288,7 +386,7 @@ def ingest(app: App, dry_run: bool) -> None:
         f"ingest: {c['logged']} logged, {c['unmatched']} unmatched, {c['status']} statuses, "
         f"{c['failed']} failed"
     )
-    sys.exit(report.exit_code)
+    app.finish("ingest", report.exit_code, _failed(app, since, inbound=c["failed"]))
 
 
 @cli.command()
@@ -298,21 +396,23 @@ def ingest(app: App, dry_run: bool) -> None:
 def serve(app: App, host: str, port: int) -> None:
     """Run the webhook shim with a development server (use gunicorn in production).
 
+    Requests are served concurrently; bodies are bounded by inbound.max_body, chunked ones
+    included.
+
     \b
     Example:
       x3twilio --config x3twilio.yaml serve --port 8080
     """
-    from wsgiref.simple_server import make_server
-
-    from x3twilio.wsgi import Shim
+    from x3twilio.wsgi import Shim, make_server
 
     shim = Shim(app.config())
+    server = make_server(host, port, shim)
     click.echo(
-        f"x3twilio shim on http://{host}:{port}; signatures are checked against "
-        f"{shim.config.public_url}/twilio/... (public_url)",
+        f"x3twilio shim on http://{host}:{server.server_address[1]}; signatures are checked "
+        f"against {shim.config.public_url}/twilio/... (public_url)",
         err=True,
     )
-    with make_server(host, port, shim) as server, contextlib.suppress(KeyboardInterrupt):
+    with server, contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 
 
@@ -466,6 +566,7 @@ def replay(
     from x3twilio.replay import replay as run_replay
 
     window = (_iso_time(since, "--since"), _iso_time(until, "--until"))
+    started = _started()
     outcome = run_replay(app.config(), window, rule, ids, include_permanent, dry_run)
     if dry_run:
         rows = [
@@ -487,7 +588,8 @@ def replay(
         f"replay: {c['sent']} sent, {c['failed']} failed, {c['skipped']} skipped; "
         f"inbound {i.get('logged', 0)} logged, {i.get('failed', 0)} failed"
     )
-    sys.exit(outcome.exit_code)
+    failure = _failed(app, started, c["failed"], i.get("failed", 0), c["rejected"])
+    app.finish("replay", outcome.exit_code, failure)
 
 
 @cli.command()

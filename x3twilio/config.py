@@ -7,8 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
+from urllib.parse import urlsplit
 
 from x3twilio.errors import ConfigError
 from x3twilio.phones import is_e164
@@ -17,7 +16,7 @@ from x3twilio.rules import Rule, fits, load_rules
 from x3twilio.sources import Source, load_sources
 from x3twilio.templates import Template, TemplateError, compile_template
 from x3twilio.x3.partners import DEFAULT_ROLES, PARTNER_KINDS, PartnerShape, default_shapes
-from x3twilio.yamlnode import Node, interpolate
+from x3twilio.yamlnode import Node, interpolate, load_yaml, read_text
 
 DEFAULT_PATH = "x3twilio.yaml"
 
@@ -223,17 +222,7 @@ def load_config(
     """Read and validate the whole file; ConfigError names file and path on any problem."""
     env = os.environ if env is None else env
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(file, "", f"cannot read the configuration: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(file, where, f"not valid YAML: {problem}") from None
+    data = load_yaml(read_text(path, file), file)
     root = Node(file, "", interpolate(data or {}, file, env))
     return _build(root, path, state_dir)
 
@@ -251,7 +240,7 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
         file=path,
         x3=x3,
         twilio=_load_twilio(root.child("twilio", required=True)),
-        public_url=root.get("public_url", str, "http://127.0.0.1:8080").rstrip("/"),
+        public_url=_url(root, "public_url", "http://127.0.0.1:8080", secret_free=False),
         state_dir=Path(state_dir).resolve() if state_dir else base / configured_state,
         region=_load_region(root),
         retry=_load_retry(root.child("retry")),
@@ -281,8 +270,45 @@ X3_AUTHS = ("basic", "connected_app", "oauth2")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# Bounds of the durations and counts of the file (README "Configuration reference").
+TIMEOUT = (0.1, 600.0)  # per request: 100ms to 10m
+DAY = 86400.0
+_CREDENTIALS = {
+    "x3.url": "x3.user and x3.password, from the environment: ${X3_USER}, ${X3_PASSWORD}",
+    "twilio.api_url": "twilio.account_sid and twilio.auth_token",
+    "sendgrid.api_url": "sendgrid.api_key",
+}
+
+
+def _url(node: Node, key: str, default: str | None = None, *, secret_free: bool = True) -> str:
+    """An http(s) URL with a host; `secret_free`: credentials in it are refused.
+
+    An error never repeats a URL that holds an @: what precedes it may be a password.
+    """
+    value = node.get(key, str, default)
+    parts = urlsplit(value.strip())
+    shown = "" if "@" in value else f", got {value!r}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise node.error(key, f"expected an http(s) URL such as https://host:8124{shown}")
+    if secret_free and (parts.username is not None or parts.password is not None):
+        raise node.error(
+            key,
+            "a user name and password in the URL are refused (a URL gets logged and shown); "
+            f"remove them and give {_CREDENTIALS.get(node.where(key), 'them in their own keys')}",
+        )
+    try:
+        port = parts.port  # a port that is not a number from 0 to 65535 raises
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise node.error(key, f"expected a port number from 1 to 65535{shown}")
+    if parts.query or parts.fragment:
+        raise node.error(key, f"expected a base URL, without ?query or #fragment{shown}")
+    return value.strip().rstrip("/")
+
+
 def _load_x3(node: Node, state_dir: Path | None = None) -> X3Config:
-    url = node.get("url", str).rstrip("/")
+    url = _url(node, "url")
     folder = node.get("folder", str)
     api = node.get("api", str, "rest")
     if api not in X3_APIS:
@@ -295,14 +321,12 @@ def _load_x3(node: Node, state_dir: Path | None = None) -> X3Config:
     page_size = node.get("page_size", int, 100)
     if not 1 <= page_size <= 200:
         raise node.error("page_size", "expected 1 to 200 (X3 guards larger pages)")
+    token_validity = node.duration("token_validity", 300.0, 2.0, DAY)
     needs = {"basic": ("user", "password"), "connected_app": ("user", "client_id", "client_secret")}
     needs["oauth2"] = ("client_id", "client_secret", "oauth2")
     for key in needs[auth]:
         if node.data.get(key) in (None, ""):
             raise node.error(key, f"required for auth {auth}")
-    token_validity = node.duration("token_validity", 300.0)
-    if token_validity < 2:
-        raise node.error("token_validity", "expected at least 2s")
     graphql_path = node.get("graphql_path", str, "/xtrem/api")
     if not graphql_path.startswith("/"):
         raise node.error("graphql_path", f"expected a path starting with /, got {graphql_path!r}")
@@ -313,9 +337,9 @@ def _load_x3(node: Node, state_dir: Path | None = None) -> X3Config:
         user=node.get("user", str, ""),
         password=str(node.get("password", (str, int), "")),
         page_size=page_size,
-        timeout=node.duration("timeout", 30.0),
-        lookback=node.duration("lookback", 600.0),
-        settle=node.duration("settle", 0.0),
+        timeout=node.duration("timeout", 30.0, *TIMEOUT),
+        lookback=node.duration("lookback", 600.0, 0.0, 7 * DAY),
+        settle=node.duration("settle", 0.0, 0.0, 3600.0),
         auth=auth,
         client_id=node.get("client_id", str, ""),
         client_secret=str(node.get("client_secret", (str, int), "")),
@@ -359,8 +383,8 @@ def _load_partners(node: Node) -> dict[str, PartnerShape]:
 
 def _load_oauth2(node: Node) -> OAuth2Config:
     oauth2 = OAuth2Config(
-        authorize_url=node.get("authorize_url", str),
-        token_url=node.get("token_url", str),
+        authorize_url=_url(node, "authorize_url"),
+        token_url=_url(node, "token_url"),
         redirect_uri=node.get("redirect_uri", str),
         scope=node.get("scope", str, OAuth2Config.scope),
         customer=node.get("customer", str, ""),
@@ -414,8 +438,8 @@ def _load_twilio(node: Node) -> TwilioConfig:
         messaging_service_sid=node.get("messaging_service_sid", str, None),
         api_key_sid=node.get("api_key_sid", str, None),
         api_key_secret=node.get("api_key_secret", str, None),
-        api_url=node.get("api_url", str, "https://api.twilio.com").rstrip("/"),
-        timeout=node.duration("timeout", 15.0),
+        api_url=_url(node, "api_url", "https://api.twilio.com"),
+        timeout=node.duration("timeout", 15.0, *TIMEOUT),
         previous_auth_token=node.get("previous_auth_token", str, "") or None,
         voice_language=node.get("voice_language", str, "en-GB"),
         voice=node.get("voice", str, "alice"),
@@ -441,14 +465,12 @@ def _load_region(root: Node) -> str:
 
 def _load_retry(node: Node) -> RetryConfig:
     retry = RetryConfig(
-        attempts=node.get("attempts", int, 4),
-        initial=node.duration("initial", 0.5),
-        maximum=node.duration("max", 10.0),
-        budget=node.duration("budget", 120.0),
-        max_age=node.duration("max_age", 86400.0),
+        attempts=node.number("attempts", int, 4, 1, 50),
+        initial=node.duration("initial", 0.5, 0.0, 60.0),
+        maximum=node.duration("max", 10.0, 0.0, 3600.0),
+        budget=node.duration("budget", 120.0, 0.0, 3600.0),
+        max_age=node.duration("max_age", DAY, 1.0, 30 * DAY),
     )
-    if retry.attempts < 1:
-        raise node.error("attempts", "expected at least 1")
     node.done()
     return retry
 
@@ -463,12 +485,12 @@ def _load_inbound(node: Node, sources: Mapping[str, Source]) -> InboundConfig:
             raise refs.error(source, f"not a valid regular expression: {exc}") from None
         references[source] = pattern
     inbound = InboundConfig(
-        max_body=node.get("max_body", int, 64 * 1024),
+        max_body=node.number("max_body", int, 64 * 1024, 1024, 16 << 20),
         voice_prompt=node.get("voice_prompt", str, InboundConfig.voice_prompt),
         voice_goodbye=node.get("voice_goodbye", str, InboundConfig.voice_goodbye),
         voice_language=node.get("voice_language", str, InboundConfig.voice_language),
-        transcription_wait=node.duration("transcription_wait", 600.0),
-        phone_index_ttl=node.duration("phone_index_ttl", 3600.0),
+        transcription_wait=node.duration("transcription_wait", 600.0, 0.0, DAY),
+        phone_index_ttl=node.duration("phone_index_ttl", 3600.0, 0.0, 30 * DAY),
         references=references,
         notes=_load_notes(node, sources),
         catch_all=_load_catch_all(node) if node.has("catch_all") else None,
@@ -499,9 +521,7 @@ def _load_note(node: Node, sources: Mapping[str, Source]) -> NoteTarget:
             fields[code] = compile_template(str(text), dict.fromkeys(NOTE_PLACEHOLDERS, "text"))
         except TemplateError as exc:
             raise fields_node.error(code, str(exc)) from None
-    max_length = node.get("max_length", int, 250)
-    if max_length < 1:
-        raise node.error("max_length", "expected a positive number of characters")
+    max_length = node.number("max_length", int, 250, 1, 1_000_000)
     note = NoteTarget(
         on=on,
         mode=mode,
@@ -550,20 +570,16 @@ def _load_sending(node: Node) -> SendingConfig:
         zone_named(timezone)
     except ValueError as exc:
         raise node.error("timezone", str(exc)) from None
-    rate = node.get("rate_limit", float, None)
+    rate = node.number("rate_limit", float, None, 0.01, 1000.0)  # messages per second
     sending = SendingConfig(
-        concurrency=node.get("concurrency", int, 4),
+        concurrency=node.number("concurrency", int, 4, 1, 64),
         rate_limit=rate,
-        max_per_recipient=node.get("max_per_recipient", int, None),
+        max_per_recipient=node.number("max_per_recipient", int, None, 1, 10_000),
         digest=node.get("digest", bool, False),
         quiet_hours=quiet,
         timezone=timezone,
-        max_segments=node.get("max_segments", int, 3),
+        max_segments=node.number("max_segments", int, 3, 1, 24),
     )
-    if not 1 <= sending.concurrency <= 64:
-        raise node.error("concurrency", "expected 1 to 64")
-    if rate is not None and rate <= 0:
-        raise node.error("rate_limit", "expected a positive number of messages per second")
     node.done()
     return sending
 
@@ -572,7 +588,7 @@ def _load_monitoring(node: Node, base: Path) -> MonitoringConfig:
     metrics = node.get("metrics_file", str, None)
     monitoring = MonitoringConfig(
         metrics_file=base / metrics if metrics else None,
-        heartbeat_url=node.get("heartbeat_url", str, None) or None,
+        heartbeat_url=_url(node, "heartbeat_url") if node.get("heartbeat_url", str, "") else None,
         json_logs=node.get("json_logs", bool, False),
     )
     node.done()
@@ -585,8 +601,8 @@ def _load_sendgrid(node: Node) -> SendGridConfig:
         from_email=node.get("from_email", str),
         from_name=node.get("from_name", str, ""),
         reply_to=node.get("reply_to", str, None),
-        api_url=node.get("api_url", str, "https://api.sendgrid.com").rstrip("/"),
-        timeout=node.duration("timeout", 15.0),
+        api_url=_url(node, "api_url", "https://api.sendgrid.com"),
+        timeout=node.duration("timeout", 15.0, *TIMEOUT),
         html=node.get("html", bool, False),
     )
     if not fits(sendgrid.from_email, "email"):

@@ -12,13 +12,13 @@ from typing import Any
 
 from x3twilio.audit import AuditLog, iso_ms, log_line, new_run_id, utc_now
 from x3twilio.config import Config
-from x3twilio.errors import ExitCode, RemoteError
+from x3twilio.errors import ExitCode, RemoteError, X3TwilioError
 from x3twilio.notes import Note, NoteWriter
 from x3twilio.outbox import Outbox
 from x3twilio.phonebook import PhoneBook
 from x3twilio.phones import to_e164
 from x3twilio.sources import parse_stamp
-from x3twilio.spool import Spool, Spooled
+from x3twilio.spool import Inbound, Spool, Spooled, Unusable
 from x3twilio.state import run_lock
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
@@ -58,6 +58,17 @@ TERMINAL = {
 }
 
 
+# A payload that keeps failing on a transient error (X3 answering 5xx for it) is quarantined
+# after MAX_ATTEMPTS runs in which X3 answered other items, or MAX_AGE after it was spooled
+# (or replayed), whichever comes first; `replay` brings it back.
+MAX_ATTEMPTS = 10
+MAX_AGE = 3 * 86400.0
+DOWN_AFTER = 3  # this many transient failures in a row: X3 is down, the rest waits
+_SID = re.compile(r"[A-Za-z]{2}[0-9A-Za-z]{1,62}")
+_SHORT = 256  # longest phone number or status text accepted
+CHANNELS = {"sms": "sms", "voice": "voice", "recording": "voice", "transcription": "voice"}
+
+
 @dataclass
 class IngestReport:
     run_id: str
@@ -65,6 +76,8 @@ class IngestReport:
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.counts["internal"]:
+            return ExitCode.INTERNAL
         return ExitCode.PARTIAL if self.counts["failed"] else ExitCode.OK
 
 
@@ -92,11 +105,17 @@ class Ingester:
             for source, pattern in config.inbound.references.items()
         }
         self.report = IngestReport(new_run_id(clock()))
-        self.x3_down = False
+        self.x3_down = False  # transient failures in a row: the rest waits for the next run
+        self.x3_answered = False  # X3 took an item this run: a failing one is failing alone
+        self.in_a_row = 0
+        self.retry: list[Spooled] = []  # failed transiently: back to new/, counted
+        self.waiting: list[Spooled] = []  # not tried (X3 down): back to new/ as they were
 
     def pending(self) -> Counter[str]:
         """What is waiting in the spool, by route (for --dry-run)."""
-        return Counter(item.payload.get("route", "?") for item in self.spool.waiting())
+        return Counter(
+            item.route if not item.problem else "unusable" for item in self.spool.waiting()
+        )
 
     def run(self) -> IngestReport:
         with run_lock(self.config.state_dir, name="ingest.lock"):
@@ -108,9 +127,13 @@ class Ingester:
                 mirror=log_line if self.config.monitoring.json_logs else None,
             )
             self.audit.write("run.started", command="ingest")
-            for item in self.spool.orphans() + self.spool.claim():
+            items = self.spool.orphans() + self.spool.claim()
+            # Items that failed before go after the fresh ones: they never hold them up.
+            for item in sorted(items, key=lambda i: i.attempts):
                 self._process(item)
+            self._put_back()
             self._finish_voicemails()
+            self.spool.prune()
             self.audit.write(
                 "run.finished", counts=dict(self.report.counts), exit_code=self.report.exit_code
             )
@@ -119,24 +142,96 @@ class Ingester:
         return self.report
 
     def _process(self, item: Spooled) -> None:
-        route = item.payload.get("route")
-        params = dict(item.payload.get("params") or [])
-        if self.x3_down and route == "sms":
-            self.spool.finish(item, "new")  # X3 is down: keep it for the next run
+        inbound = item.inbound
+        if item.problem is not None or inbound is None:
+            self._quarantine(item, item.problem or Unusable("unreadable", "cannot be read"))
             return
         try:
-            handler = getattr(self, f"_{route}", None)
-            if handler is not None:
-                handler(params, item.payload)
-            self.spool.finish(item, "done")
+            check(inbound)
+        except Unusable as unusable:
+            self._quarantine(item, unusable)
+            return
+        if self.x3_down and inbound.route == "sms":
+            self.waiting.append(item)  # X3 is down: keep it for the next run
+            return
+        handler = getattr(self, f"_{inbound.route}")
+        try:
+            handler(inbound.fields, inbound)
         except RemoteError as exc:
-            self.x3_down = self.x3_down or exc.transient
-            self._inbound_failed(params, "sms", exc)
-            self.spool.finish(item, "new" if exc.transient else "failed")
+            self._inbound_failed(inbound.fields, CHANNELS.get(inbound.route, "sms"), exc)
+            if exc.transient:
+                self._failing(item)
+            else:
+                self.spool.finish(item, "failed")
+            return
+        except X3TwilioError:
+            self.waiting.append(item)  # state or setup trouble: stop the run, keep the item
+            self._put_back()
+            raise
+        except Exception as exc:  # a bug this item triggers: quarantined, never blocking
+            self.report.counts["internal"] += 1
+            bug = Unusable("internal", f"internal error {type(exc).__name__} (a bug)")
+            self._quarantine(item, bug)
+            return
+        if inbound.route == "sms":
+            self.x3_answered, self.in_a_row = True, 0
+        self.spool.finish(item, "done")
+
+    def _failing(self, item: Spooled) -> None:
+        self.retry.append(item)
+        self.in_a_row += 1
+        if self.in_a_row >= DOWN_AFTER:
+            self.x3_down = True
+
+    def _put_back(self) -> None:
+        """Return what waits for the next run to new/: a transient failure counts as an
+        attempt when X3 answered other items meanwhile; too many, or too old: quarantine."""
+        now = time.time()
+        retry, self.retry = self.retry, []
+        waiting, self.waiting = self.waiting, []
+        for item in retry:
+            attempts = item.attempts + (1 if self.x3_answered else 0)
+            if attempts >= MAX_ATTEMPTS:
+                self._quarantine(
+                    item,
+                    Unusable(
+                        "retries_exhausted",
+                        f"still failing after {attempts} attempts while X3 answered other items",
+                    ),
+                )
+            elif item.mtime and now - item.mtime >= MAX_AGE:
+                self._quarantine(item, _too_old(now - item.mtime))
+            else:
+                self.spool.finish(item, "new", attempts=attempts)
+        for item in waiting:
+            if item.mtime and now - item.mtime >= MAX_AGE:
+                self._quarantine(item, _too_old(now - item.mtime))
+            else:
+                self.spool.finish(item, "new", attempts=item.attempts)
+
+    def _quarantine(self, item: Spooled, problem: Unusable) -> None:
+        """Set an item aside for good (replay brings it back) and say why, never echoing
+        the payload: only its sid, sender and recipient when they could be read."""
+        where = self.spool.finish(item, "quarantine")
+        fields = item.inbound.fields if item.inbound else {}
+        sid = item.inbound.sid if item.inbound else ""
+        self.audit.write(
+            "inbound.failed",
+            id=_shown(sid) or where.name,
+            **{"from": _shown(fields.get("From", ""))},
+            to=_shown(fields.get("To", "")),
+            channel=_channel(item),
+            status="quarantined",
+            route=item.inbound.route if item.inbound else None,
+            spool=f"quarantine/{where.name}",
+            error={"code": problem.code, "message": problem.message, "permanent": True},
+        )
+        self.report.counts["quarantined"] += 1
+        self.report.counts["failed"] += 1
 
     # -- delivery statuses ----------------------------------------------------------------
 
-    def _status(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+    def _status(self, params: dict[str, str], inbound: Inbound) -> None:
         sid = params.get("MessageSid") or params.get("CallSid") or ""
         status = params.get("MessageStatus") or params.get("CallStatus") or ""
         found = self.outbox.by_provider_id(sid)
@@ -171,7 +266,7 @@ class Ingester:
 
     # -- replies --------------------------------------------------------------------------
 
-    def _sms(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+    def _sms(self, params: dict[str, str], inbound: Inbound) -> None:
         sid = params.get("MessageSid", "")
         if self.outbox.inbound_outcome(sid) in ("logged", "unmatched"):
             self.report.counts["duplicate"] += 1
@@ -179,7 +274,7 @@ class Ingester:
         sender = to_e164(params.get("From", ""), None) or params.get("From", "")
         body = params.get("Body", "")
         self._keywords(sender, body)
-        note = self._note(sender, sid, body, payload["received"], "sms")
+        note = self._note(sender, sid, body, inbound.received, "sms")
         self._log(note, sid, sender, params.get("To", ""), "sms", body=body)
 
     def _keywords(self, sender: str, body: str) -> None:
@@ -192,21 +287,21 @@ class Ingester:
             self.outbox.opt_in(sender)
             self.report.counts["opted_in"] += 1
 
-    def _voice(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+    def _voice(self, params: dict[str, str], inbound: Inbound) -> None:
         self.outbox.voicemail(
             params.get("CallSid", ""), from_number=params.get("From"), to_number=params.get("To")
         )
 
-    def _recording(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+    def _recording(self, params: dict[str, str], inbound: Inbound) -> None:
         if params.get("RecordingStatus", "completed") == "completed":
             self.outbox.voicemail(
                 params.get("CallSid", ""),
                 recording_sid=params.get("RecordingSid"),
                 recording_url=params.get("RecordingUrl"),
-                recorded_at=payload["received"],
+                recorded_at=inbound.received,
             )
 
-    def _transcription(self, params: dict[str, str], payload: dict[str, Any]) -> None:
+    def _transcription(self, params: dict[str, str], inbound: Inbound) -> None:
         text = (
             params.get("TranscriptionText")
             if params.get("TranscriptionStatus") == "completed"
@@ -219,14 +314,17 @@ class Ingester:
             from_number=params.get("From"),
             to_number=params.get("To"),
             recording_url=params.get("RecordingUrl"),
-            recorded_at=payload["received"],
+            recorded_at=inbound.received,
         )
 
     def _finish_voicemails(self) -> None:
         """Log each voicemail once: with its transcription, or without it after the wait."""
         wait = timedelta(seconds=self.config.inbound.transcription_wait)
         for vm in self.outbox.voicemails_waiting():
-            recorded = parse_stamp(str(vm["recorded_at"]))
+            try:
+                recorded = parse_stamp(str(vm["recorded_at"]))
+            except ValueError:  # kept by an older version from a payload it did not check
+                recorded = self.clock() - wait
             if not vm["transcribed"] and self.clock() - recorded < wait:
                 continue
             if self.x3_down:
@@ -254,9 +352,12 @@ class Ingester:
                     transcription=vm["transcription"],
                 )
             except RemoteError as exc:
-                self.x3_down = exc.transient
                 self._inbound_failed({"CallSid": sid, "From": sender}, "voice", exc)
+                if exc.transient:
+                    self.in_a_row += 1
+                    self.x3_down = self.in_a_row >= DOWN_AFTER
                 continue
+            self.in_a_row = 0
             self.outbox.voicemail(sid, logged=1)
 
     def _note(
@@ -346,3 +447,54 @@ class Ingester:
             },
         )
         self.report.counts["failed"] += 1
+
+
+def check(inbound: Inbound) -> None:
+    """What each route needs, of the kind it needs; Unusable otherwise (never retried)."""
+    fields, route = inbound.fields, inbound.route
+    need = {
+        "sms": ("MessageSid",),
+        "status": (),
+        "voice": ("CallSid",),
+        "recording": ("CallSid",),
+        "transcription": ("CallSid",),
+    }[route]
+    for name in need:
+        if not fields.get(name):
+            raise Unusable("missing_field", f"a {route} webhook without {name}")
+    if route == "status":
+        if not (fields.get("MessageSid") or fields.get("CallSid")):
+            raise Unusable("missing_field", "a status callback without MessageSid or CallSid")
+        if not (fields.get("MessageStatus") or fields.get("CallStatus")):
+            raise Unusable("missing_field", "a status callback without a status")
+        code = fields.get("ErrorCode", "")
+        if code and not (code.isascii() and code.isdigit() and len(code) <= 9):
+            raise Unusable("bad_value", "ErrorCode is not a number")
+    for name in ("MessageSid", "CallSid", "RecordingSid", "TranscriptionSid"):
+        if fields.get(name) and not _SID.fullmatch(fields[name]):
+            raise Unusable("bad_value", f"{name} is not a Twilio sid")
+    if route == "sms" and not fields.get("From"):
+        raise Unusable("missing_field", "an SMS without From")
+    for name in ("From", "To", "MessageStatus", "CallStatus", "RecordingStatus"):
+        if len(fields.get(name, "")) > _SHORT:
+            raise Unusable("bad_value", f"{name} is longer than {_SHORT} characters")
+
+
+def _too_old(age: float) -> Unusable:
+    return Unusable("retries_exhausted", f"still failing {age / 3600:.0f} h after it was spooled")
+
+
+def _shown(value: str) -> str | None:
+    """A sid or phone number fit for the audit trail: short, printable; else left out."""
+    if not value or len(value) > _SHORT or not value.isprintable():
+        return None
+    return value
+
+
+def _channel(item: Spooled) -> str | None:
+    if item.inbound is None:
+        return None
+    if item.inbound.route in CHANNELS:
+        return CHANNELS[item.inbound.route]
+    sid = item.inbound.sid
+    return "voice" if sid.startswith("CA") else "sms" if sid[:2] in ("SM", "MM") else None

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from x3twilio.config import Config
-from x3twilio.errors import ExitCode, X3TwilioError
+from x3twilio.errors import ExitCode, LockHeld, X3TwilioError
 from x3twilio.outbox import Outbox
 from x3twilio.sources import parse_stamp
 from x3twilio.state import Watermarks, write_atomic
@@ -31,19 +31,32 @@ class Run:
 
 @contextlib.contextmanager
 def monitored(config: Config, command: str) -> Iterator[Run]:
-    """Ping the heartbeat at start and end (with the exit code); write metrics at the end."""
+    """Ping the heartbeat at start and end (with the exit code); write metrics at the end.
+
+    A run that finds another holding the lock did nothing and reports nothing: the run that
+    holds it pings the end and writes the metrics (a /75 would page someone for no failure).
+    """
     run = Run(command)
     ping(config, "/start")
     try:
         yield run
+    except LockHeld:
+        raise
     except X3TwilioError as exc:
         run.exit_code = exc.exit_code
+        _report(config, run)
         raise
-    finally:
-        ping(config, f"/{int(run.exit_code)}")
-        if config.monitoring.metrics_file:
-            with contextlib.suppress(OSError, ValueError):
-                write_metrics(config, run)
+    except BaseException:
+        _report(config, run)  # a bug (70) or an interruption
+        raise
+    _report(config, run)
+
+
+def _report(config: Config, run: Run) -> None:
+    ping(config, f"/{int(run.exit_code)}")
+    if config.monitoring.metrics_file:
+        with contextlib.suppress(OSError, ValueError, X3TwilioError):
+            write_metrics(config, run)
 
 
 def ping(config: Config, suffix: str) -> None:

@@ -156,7 +156,7 @@ class Poller:
             self.config.state_dir,
             self.outbox,
             watermarks,
-            [] if self.since else self.sources,  # --since: history on purpose
+            [] if self.since else self._watermarked(),  # --since: history on purpose
             self.config.x3.lookback,
             self.report.run_id,
         )
@@ -168,6 +168,11 @@ class Poller:
             for rule in rules:
                 if rule.due is not None:
                     self._poll_due(source, rule)
+
+    def _watermarked(self) -> list[Source]:
+        """The sources read by change (due-date rules read what is due, with no watermark)."""
+        changed = {r.source for r in self.config.rules if r.due is None}
+        return [s for s in self.sources if s.name in changed]
 
     def x3_now(self) -> datetime:
         """X3's clock, read once per run: it bounds the change window (never the cron host's)."""

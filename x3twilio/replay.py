@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from x3twilio.audit import iso_ms
 from x3twilio.config import Config
@@ -49,12 +49,17 @@ def replay(
     poller = Poller(config, dry_run=dry_run)
     outcome = ReplayOutcome(poller.replay(wanted, include_permanent))
     spool = Spool(config.state_dir)
+    # Failed (X3 refused them) and quarantined items (unreadable, malformed, unknown route,
+    # still failing after ingest's bounds): back to new/ with a fresh count and age; one
+    # that still cannot be processed is quarantined again, with a new audit record.
     outcome.inbound = [
-        item for item in spool.failed() if rule is None and _inbound_wanted(item, ids, since, until)
+        item
+        for item in spool.failed() + spool.quarantined()
+        if rule is None and _inbound_wanted(item, ids, since, until)
     ]
     if outcome.inbound and not dry_run:
         for item in outcome.inbound:
-            spool.finish(item, "new")
+            spool.requeue(item)
         outcome.ingest = Ingester(config).run()
     return outcome
 
@@ -62,11 +67,15 @@ def replay(
 def _inbound_wanted(
     item: Spooled, ids: tuple[str, ...], since: str | None, until: str | None
 ) -> bool:
-    params = dict(item.payload.get("params") or [])
-    sid = params.get("MessageSid") or params.get("CallSid") or ""
-    received = str(item.payload.get("received", ""))
+    """By sid (or the spooled file's name, for an item without one) and by arrival time
+    (the file's time when the payload does not say)."""
+    sid = item.inbound.sid if item.inbound else ""
+    if item.inbound:
+        received = item.inbound.received
+    else:
+        received = iso_ms(datetime.fromtimestamp(item.mtime, UTC))
     return (
-        (not ids or sid in ids)
+        (not ids or sid in ids or item.name in ids or item.base in ids)
         and (since is None or received >= since)
         and (until is None or received < until)
     )

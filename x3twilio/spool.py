@@ -1,41 +1,268 @@
 """The inbox: webhook payloads written by the shim and claimed by `ingest`, maildir style.
 
-tmp/  a payload being written (fsync, then renamed into new/)
-new/  spooled, waiting for ingest
-cur/  claimed by one ingest run (rename is atomic: two runs never get the same file)
-done/ processed and logged; failed/ refused for good, kept for `replay`
-keys/ one empty file per delivery already spooled (create-exclusive de-duplication)
+tmp/        a payload being written (every byte checked, fsync, then renamed into new/)
+new/        spooled, waiting for ingest
+cur/        claimed by one ingest run (rename is atomic: two runs never get the same file)
+done/       processed and logged (pruned after DONE_RETENTION)
+failed/     refused by X3 for good, kept for `replay`
+quarantine/ cannot be processed (unreadable, malformed, unknown route, still failing after
+            MAX_ATTEMPTS or MAX_AGE), kept for a person and for `replay`
+keys/       one empty file per delivery already spooled (create-exclusive de-duplication,
+            pruned after KEY_RETENTION)
 
-File names are made here (time, pid, random), never from request input.
+File names are made here (time, pid, random), never from request input. A payload that
+`ingest` put back after a transient failure carries its attempt count in its name
+(`<name>.t3.json`). Every folder is 0700 and every file 0600.
+
+Every payload has one shape, whether Twilio posted a form or a JSON body (version 2):
+`{"v": 2, "route", "received", "url", "format": "form"|"json", "fields": [[name, value], …]
+(null for a JSON body that is not an object), "body" (the raw body, or "body_base64" when it
+is not UTF-8), "body_sha256"}`. Version 1 files (`params`: pairs, or the raw JSON body as a
+string) are still read.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import secrets
+import stat
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from x3twilio.errors import StateError
-from x3twilio.state import ensure_dir
+from x3twilio.state import ensure_dir, fsync_dir
 
 INBOX = "inbox"
-FOLDERS = ("tmp", "new", "cur", "done", "failed", "keys")
+FOLDERS = ("tmp", "new", "cur", "done", "failed", "quarantine", "keys")
+ROUTES = ("sms", "voice", "recording", "transcription", "status")
+VERSION = 2
+
+DONE_RETENTION = 14 * 86400.0  # processed payloads are kept this long (the audit trail: for good)
+KEY_RETENTION = 14 * 86400.0  # de-duplication keys too: far beyond Twilio's retries (hours)
+PRUNE_EVERY = 3600.0  # ingest prunes at most once an hour
+TORN_AFTER = 60.0  # a file in tmp/ untouched this long was left by a shim that died
+MAX_ITEM_BYTES = 1 << 20  # a spooled file larger than this is not a webhook the shim wrote
+MAX_FIELD = 64 * 1024  # a name or value longer than this is not one Twilio sends
+
+# What makes two deliveries of one event the same: the sid and the state the event reports,
+# all inside what the signature covers (never the unsigned I-Twilio-Idempotency-Token).
+IDENTITY = ("MessageSid", "CallSid", "RecordingSid", "TranscriptionSid")
+STATE = ("MessageStatus", "CallStatus", "RecordingStatus", "TranscriptionStatus", "SequenceNumber")
+_ATTEMPTS = re.compile(r"^(?P<base>.+)\.t(?P<n>\d{1,6})\.json$")
+
+
+class Unusable(Exception):
+    """A spooled item that cannot be processed for a lasting reason: `code` and why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One webhook, normalised: the route, when it came, the URL it was signed for, its fields."""
+
+    route: str
+    received: str  # UTC, ISO 8601 with milliseconds
+    url: str
+    fields: dict[str, str]
+
+    @property
+    def sid(self) -> str:
+        return next((self.fields[k] for k in IDENTITY if self.fields.get(k)), "")
 
 
 @dataclass(frozen=True)
 class Spooled:
     path: Path
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # as stored; {} when the file holds no JSON object
+    inbound: Inbound | None = None  # None when it cannot be read: see `problem`
+    problem: Unusable | None = None
+    attempts: int = 0  # transient failures so far
+    mtime: float = field(default=0.0, compare=False)
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def base(self) -> str:
+        """The name without its attempt count."""
+        match = _ATTEMPTS.match(self.name)
+        return f"{match['base']}.json" if match else self.name
+
+    @property
+    def route(self) -> str:
+        return self.inbound.route if self.inbound else "unreadable"
+
+
+# -- the one payload shape ---------------------------------------------------------------
+
+
+def form_fields(body: bytes) -> list[tuple[str, str]]:
+    """The fields of a form body, as the signature sees them."""
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+
+
+def json_fields(body: bytes) -> list[tuple[str, str]] | None:
+    """The top-level members of a JSON object body as text fields; None if not an object.
+
+    Text stays text, numbers and booleans keep their JSON spelling, null is empty, and a
+    nested object or list is kept as its JSON text.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:  # includes bodies that are not UTF-8
+        return None
+    if not isinstance(data, dict):
+        return None
+    return [(str(name), _text(value)) for name, value in data.items()]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def make_payload(
+    route: str, received: str, url: str, is_json: bool, body: bytes
+) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    """The stored payload of one webhook, and its fields (None: a JSON body, not an object)."""
+    fields = json_fields(body) if is_json else form_fields(body)
+    payload: dict[str, Any] = {
+        "v": VERSION,
+        "route": route,
+        "received": received,
+        "url": url,
+        "format": "json" if is_json else "form",
+        "fields": [list(pair) for pair in fields] if fields is not None else None,
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+    }
+    try:
+        payload["body"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        payload["body_base64"] = base64.b64encode(body).decode()
+    return payload, fields
+
+
+def dedupe_key(
+    route: str, url: str, fields: list[tuple[str, str]] | None, body: bytes, is_json: bool
+) -> str:
+    """What identifies one delivery, from signed content only: the sid and the state it
+    reports, or else a hash of what the signature covers (the URL and the fields or body)."""
+    from x3twilio.signature import field_string
+
+    named = dict(fields or [])
+    sid = next((named[k] for k in IDENTITY if named.get(k)), "")
+    if sid:
+        return f"{route}:{sid}:" + ":".join(named.get(k, "") for k in STATE)
+    signed = url.encode() + b"\n" + (body if is_json else field_string(fields or []).encode())
+    return f"{route}:sha256:{hashlib.sha256(signed).hexdigest()}"
+
+
+def normalise(raw: Any) -> Inbound:
+    """Check a stored payload (version 2, or 1) and return it normalised; raise Unusable."""
+    if not isinstance(raw, dict):
+        raise Unusable("bad_shape", f"the payload is a JSON {_kind(raw)}, not an object")
+    route = raw.get("route")
+    if not isinstance(route, str):
+        raise Unusable("bad_value", f"route is {_kind(route)}, not text")
+    if route not in ROUTES:
+        shown = repr(route) if re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", route) else "(not a name)"
+        raise Unusable("unknown_route", f"unknown route {shown}: no handler for it")
+    version = raw.get("v", 1)
+    if version not in (1, VERSION) or isinstance(version, bool):
+        raise Unusable("bad_shape", "not a payload version this ingest reads")
+    received = _received(raw.get("received"))
+    url = raw.get("url", "")
+    if not isinstance(url, str):
+        raise Unusable("bad_value", f"url is {_kind(url)}, not text")
+    if version == VERSION or "fields" in raw:
+        fields = raw.get("fields")
+        if fields is None and raw.get("format") == "json":
+            raise Unusable("not_an_object", "the JSON body is not a JSON object: nothing to read")
+        pairs = _pairs(fields, "fields")
+    else:
+        pairs = _legacy_params(raw.get("params"))
+    return Inbound(route, received, url, dict(pairs))
+
+
+def _received(value: Any) -> str:
+    from x3twilio.audit import iso_ms
+    from x3twilio.sources import parse_stamp
+
+    if not isinstance(value, str):
+        raise Unusable("bad_value", f"received is {_kind(value)}, not a time")
+    try:
+        return iso_ms(parse_stamp(value))
+    except (ValueError, OverflowError):
+        raise Unusable("bad_value", "received is not an ISO 8601 UTC time") from None
+
+
+def _legacy_params(params: Any) -> list[tuple[str, str]]:
+    """Version 1: form pairs, or the raw JSON body as a string (the shim stored both)."""
+    if isinstance(params, str):
+        fields = json_fields(params.encode("utf-8", "replace"))
+        if fields is None:
+            raise Unusable(
+                "not_an_object", "params is text that is not a JSON object: nothing to read"
+            )
+        return fields
+    if params is None:
+        return []
+    return _pairs(params, "params")
+
+
+def _pairs(value: Any, name: str) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        value = list(value.items())
+    if not isinstance(value, list):
+        raise Unusable("bad_value", f"{name} is {_kind(value)}, not a list of fields")
+    pairs = []
+    for index, pair in enumerate(value):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise Unusable("bad_value", f"{name}[{index}] is not a [name, value] pair")
+        key, text = pair
+        if not isinstance(key, str) or not isinstance(text, str):
+            what = "name" if not isinstance(key, str) else "value"
+            shown = f" of {_short(key)}" if isinstance(key, str) else ""
+            bad = key if what == "name" else text
+            raise Unusable(
+                "bad_value", f"{name}[{index}]: the {what}{shown} is {_kind(bad)}, not text"
+            )
+        if len(key) > MAX_FIELD or len(text) > MAX_FIELD:
+            raise Unusable("bad_value", f"{name}[{index}]: longer than {MAX_FIELD} characters")
+        pairs.append((key, text))
+    return pairs
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "text", bool: "a boolean", int: "a number"}
+    if value is None:
+        return "missing or null"
+    return names.get(type(value), "a number" if isinstance(value, float) else type(value).__name__)
+
+
+def _short(name: str) -> str:
+    return repr(name) if re.fullmatch(r"[A-Za-z0-9_]{1,40}", name) else "a field"
+
+
+# -- the folders -------------------------------------------------------------------------
 
 
 class Spool:
@@ -46,75 +273,226 @@ class Spool:
     def _dir(self, folder: str) -> Path:
         path = self.root / folder
         if folder not in self._made:
-            ensure_dir(path)
+            for directory in (self.root, path):  # mkdir -p would leave the inbox 0755
+                ensure_dir(directory)
+                _tighten(directory)
             self._made.add(folder)
         return path
 
+    # -- the shim's side ---------------------------------------------------------------
+
     def write(self, payload: dict[str, Any], dedupe_key: str) -> bool:
-        """Spool one payload unless `dedupe_key` was spooled before; True if written."""
+        """Spool one payload unless `dedupe_key` was spooled before; True if written.
+
+        Returns only once the payload is whole on disk (every byte written, fsync, renamed
+        into new/, the folder synced); any storage error raises StateError, and nothing of
+        this payload is left behind for ingest, so that Twilio's retry stores it whole.
+        """
         digest = hashlib.sha256(dedupe_key.encode()).hexdigest()[:40]
-        key_path = self._dir("keys") / digest
         try:
-            os.close(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
+            keys, tmp_dir, new = self._dir("keys"), self._dir("tmp"), self._dir("new")
+        except StateError as exc:
+            raise StateError(f"cannot spool a webhook: {exc}") from None
+        key_path = keys / digest
+        if key_path.exists():
             return False
         name = f"{time.time_ns()}.{os.getpid()}.{secrets.token_hex(4)}.json"
-        tmp = self._dir("tmp") / name
+        tmp, keyed, published = tmp_dir / name, False, False
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            _write_whole(tmp, json.dumps(payload, ensure_ascii=False).encode())
             try:
-                os.write(fd, json.dumps(payload, ensure_ascii=False).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, self._dir("new") / name)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                key_path.unlink()  # not spooled: let Twilio's retry try again
+                os.close(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:  # the same delivery, spooled by a request beside this one
                 tmp.unlink()
-            raise StateError(f"cannot spool a webhook into {self.root}: {exc.strerror}") from None
+                return False
+            keyed = True
+            os.rename(tmp, new / name)
+            published = True
+            fsync_dir(new)
+        except OSError as exc:
+            if not published:  # stored: Twilio's retry finds the key and is answered
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                if keyed:
+                    with contextlib.suppress(OSError):
+                        key_path.unlink()  # not spooled: let Twilio's retry try again
+            raise StateError(f"cannot spool a webhook into {self.root}: {_reason(exc)}") from None
         return True
+
+    # -- ingest's side -------------------------------------------------------------------
 
     def claim(self) -> list[Spooled]:
         """Move every waiting payload to cur/ and return those this run won, oldest first."""
         self._recover_written()
         new, cur = self._dir("new"), self._dir("cur")
         claimed = []
-        for name in sorted(os.listdir(new)):
+        for name in sorted(_names(new)):
             try:
                 os.rename(new / name, cur / name)
             except FileNotFoundError:
                 continue  # another ingest run took it
-            claimed.append(self._load(cur / name))
+            except OSError as exc:
+                raise StateError(f"cannot claim {new / name}: {_reason(exc)}") from None
+            claimed.append(self.load(cur / name))
         return claimed
 
     def waiting(self) -> list[Spooled]:
-        return [self._load(p) for p in sorted(self._dir("new").iterdir())]
-
-    def _recover_written(self, older_than: float = 60.0) -> None:
-        """A shim killed between fsync and rename leaves a whole payload in tmp/: publish it."""
-        tmp, new = self._dir("tmp"), self._dir("new")
-        for path in tmp.iterdir():
-            try:
-                if time.time() - path.stat().st_mtime > older_than:
-                    json.loads(path.read_bytes())  # whole, or it is left for a person
-                    os.replace(path, new / path.name)
-            except (OSError, ValueError):
-                continue
+        new = self._dir("new")
+        return [self.load(new / name) for name in sorted(_names(new))]
 
     def orphans(self) -> list[Spooled]:
         """Payloads left in cur/ by a run that died: they were never finished."""
-        return [self._load(p) for p in sorted(self._dir("cur").iterdir())]
+        cur = self._dir("cur")
+        return [self.load(cur / name) for name in sorted(_names(cur))]
 
-    def _load(self, path: Path) -> Spooled:
+    def _recover_written(self, older_than: float = TORN_AFTER) -> None:
+        """A shim killed before its rename leaves a payload in tmp/: publish it; a torn one
+        too (it was never acknowledged, Twilio retried it), so that ingest quarantines it
+        with an audit record instead of leaving it unseen."""
+        tmp, new = self._dir("tmp"), self._dir("new")
+        for name in _names(tmp):
+            with contextlib.suppress(OSError):
+                if time.time() - os.lstat(tmp / name).st_mtime > older_than:
+                    os.replace(tmp / name, new / name)
+
+    def load(self, path: Path) -> Spooled:
+        """Read one spooled file; never raises: what cannot be used says why in `problem`."""
+        attempts = 0
+        match = _ATTEMPTS.match(path.name)
+        if match:
+            attempts = int(match["n"])
         try:
-            return Spooled(path, json.loads(path.read_bytes()))
-        except (OSError, ValueError) as exc:
-            raise StateError(f"unreadable spooled payload {path}: {exc}") from None
+            info = os.lstat(path)
+            mtime = info.st_mtime
+            if not stat.S_ISREG(info.st_mode):
+                raise Unusable("unreadable", "not a regular file")
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_ITEM_BYTES + 1)
+        except Unusable as exc:
+            return Spooled(path, {}, problem=exc, attempts=attempts)
+        except OSError as exc:
+            problem = Unusable("unreadable", f"cannot be read: {_reason(exc)}")
+            return Spooled(path, {}, problem=problem, attempts=attempts)
+        if len(data) > MAX_ITEM_BYTES:
+            problem = Unusable("too_large", f"larger than {MAX_ITEM_BYTES} bytes")
+            return Spooled(path, {}, problem=problem, attempts=attempts, mtime=mtime)
+        if not data.strip():
+            problem = Unusable("empty", "the file is empty")
+            return Spooled(path, {}, problem=problem, attempts=attempts, mtime=mtime)
+        try:
+            raw = json.loads(data)
+        except (ValueError, RecursionError):
+            problem = _not_json(data)
+            return Spooled(path, {}, problem=problem, attempts=attempts, mtime=mtime)
+        payload = raw if isinstance(raw, dict) else {}
+        try:
+            inbound = normalise(raw)
+        except Unusable as exc:
+            return Spooled(path, payload, problem=exc, attempts=attempts, mtime=mtime)
+        return Spooled(path, payload, inbound, attempts=attempts, mtime=mtime)
 
-    def finish(self, item: Spooled, folder: str) -> None:
-        """Move a claimed payload to done/, failed/, or back to new/ for the next run."""
-        os.replace(item.path, self._dir(folder) / item.name)
+    def finish(self, item: Spooled, folder: str, attempts: int | None = None) -> Path:
+        """Move a claimed payload to done/, failed/, quarantine/, or back to new/ (with its
+        attempt count in the name) for the next run."""
+        name = item.base
+        if attempts:
+            name = f"{name.removesuffix('.json')}.t{attempts}.json"
+        target = self._dir(folder) / name
+        try:
+            os.replace(item.path, target)
+        except OSError as exc:
+            raise StateError(f"cannot move {item.path} to {folder}/: {_reason(exc)}") from None
+        return target
+
+    def requeue(self, item: Spooled) -> Path:
+        """Put a failed or quarantined payload back for ingest, with a fresh count and age."""
+        target = self.finish(item, "new")
+        with contextlib.suppress(OSError):
+            os.utime(target)
+        return target
 
     def failed(self) -> list[Spooled]:
-        return [self._load(p) for p in sorted(self._dir("failed").iterdir())]
+        path = self._dir("failed")
+        return [self.load(path / name) for name in sorted(_names(path))]
+
+    def quarantined(self) -> list[Spooled]:
+        path = self._dir("quarantine")
+        return [self.load(path / name) for name in sorted(_names(path))]
+
+    # -- retention -----------------------------------------------------------------------
+
+    def prune(self, now: float | None = None, force: bool = False) -> int:
+        """Remove done/ payloads and de-duplication keys past their retention (at most once
+        per PRUNE_EVERY unless forced); return how many files went. Quarantined and failed
+        payloads are never pruned: they wait for a person."""
+        now = time.time() if now is None else now
+        marker = self.root / ".pruned"
+        with contextlib.suppress(OSError):
+            if not force and now - marker.stat().st_mtime < PRUNE_EVERY:
+                return 0
+        removed = 0
+        for folder, keep in (("done", DONE_RETENTION), ("keys", KEY_RETENTION)):
+            path = self._dir(folder)
+            for entry in _entries(path):
+                with contextlib.suppress(OSError):
+                    if now - entry.stat(follow_symlinks=False).st_mtime > keep:
+                        os.unlink(entry.path)
+                        removed += 1
+        with contextlib.suppress(OSError):
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+            os.utime(marker, (now, now))
+        return removed
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Create `path` 0600 and write every byte of `data` (a short write is continued, a
+    write that makes no progress is an error), then fsync; on error the file is removed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, "no progress writing (is the disk full?)")
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+    os.close(fd)
+
+
+def _tighten(path: Path) -> None:
+    """Spool folders are 0700 whoever made them (they hold message bodies)."""
+    with contextlib.suppress(OSError):
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
+
+
+def _names(path: Path) -> list[str]:
+    try:
+        return [name for name in os.listdir(path) if name not in (".", "..")]
+    except OSError as exc:
+        raise StateError(f"cannot list {path}: {_reason(exc)}") from None
+
+
+def _entries(path: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as entries:
+            yield from entries
+    except OSError:
+        return
+
+
+def _not_json(data: bytes) -> Unusable:
+    text = data.lstrip()
+    if text[:1] in (b"{", b"["):
+        return Unusable("truncated", "not valid JSON: truncated or torn")
+    return Unusable("not_json", "not JSON")
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
