@@ -75,6 +75,18 @@ def test_yes_no_fields_read_booleans_and_the_older_1_2(raw, word):
     assert rule(when={"closed": False}).matches(record, date(2026, 12, 1)) == (word == "no")
 
 
+@pytest.mark.parametrize("stamp", ["yesterday", "2026-12-01 10:00", 0, None, "2026-12-01T10:00:00"])
+def test_a_record_whose_change_stamp_is_not_a_utc_stamp_is_refused(stamp):
+    with pytest.raises(ValueError, match=r"POFR0110113: field UPDDATTIM: the change stamp"):
+        decode(BUILTIN["purchase_orders"], {**PO, "UPDDATTIM": stamp})
+
+
+@pytest.mark.parametrize("key", [None, "", ["PO1"], True, {"a": 1}])
+def test_a_record_whose_key_is_null_or_a_list_is_refused(key):
+    with pytest.raises(ValueError, match=r"field POHNUM: the key field POHNUM is"):
+        decode(BUILTIN["purchase_orders"], {**PO, "POHNUM": key})
+
+
 def test_an_empty_date_reads_as_none():
     assert (
         decode(BUILTIN["purchase_orders"], {**PO, "EXTRCPDAT1": "0000-00-00"}).value(
