@@ -198,8 +198,9 @@ def _trial(ctx: Context, variant: Variant, wrk: str | None, index: int) -> Trial
 
 
 def _sid(path: Path) -> str:
-    params = json.loads(path.read_bytes())["params"]
-    return str(dict(map(tuple, params))["MessageSid"])
+    payload = json.loads(path.read_bytes())
+    fields = payload.get("fields") or payload.get("params") or []
+    return str(dict(map(tuple, fields))["MessageSid"])
 
 
 def _shim_profile(config: Path, requests: list[bytes], workdir: Path, label: str) -> list[str]:

@@ -248,3 +248,63 @@ def test_a_customer_reply_lands_on_that_customer(env, shim):
     env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", "+33614253647", "SI42 reçue")
     env.run("ingest")
     assert "SMS from +33614253647 re SI42: SI42 reçue [" in env.notes("CFR002")
+
+
+# -- one payload shape; de-duplication on what the signature covers --------------------------
+
+
+def post_json(shim_url: str, env: Env, document: dict, token: str | None = None):
+    """A JSON-bodied webhook as Twilio signs one: the URL (with the body's SHA-256) alone."""
+    import hashlib
+
+    body = json.dumps(document).encode()
+    url = f"{shim_url}/twilio/status?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    headers = {
+        "Content-Type": "application/json",
+        "X-Twilio-Signature": compute_signature(url, body, env.twilio.auth_token),
+    }
+    if token:
+        headers["I-Twilio-Idempotency-Token"] = token
+    return requests.post(url, data=body, headers=headers, timeout=5)
+
+
+def test_distinct_json_webhooks_are_all_spooled_and_a_repeat_once(env, shim):
+    # without a sid: each distinct body is its own event (the key hashes the signed body)
+    for n in range(5):
+        assert post_json(shim.url, env, {"event": "ping", "n": n}).status_code == 204
+    assert post_json(shim.url, env, {"event": "ping", "n": 0}).status_code == 204
+    # with a sid and status: one per (sid, status), whatever else differs
+    sid = "SM" + "5" * 32
+    for status in ("sent", "delivered", "delivered"):
+        answer = post_json(shim.url, env, {"MessageSid": sid, "MessageStatus": status})
+        assert answer.status_code == 204
+    stored = [json.loads(p.read_text()) for p in spooled(env)]
+    assert len(stored) == 7
+    assert {s["format"] for s in stored} == {"json"}
+    statuses = [dict(s["fields"]).get("MessageStatus") for s in stored]
+    assert sorted(x for x in statuses if x) == ["delivered", "sent"]
+    assert all(s["body"] and s["body_sha256"] for s in stored)  # the raw body, for audit
+
+
+def test_a_captured_request_replayed_with_fresh_idempotency_tokens_is_stored_once(env, shim):
+    url, params = f"{shim.url}/twilio/sms", sms_params(env, "PO55 ok", "SM" + "7" * 32)
+    signature = compute_signature(url, params, env.twilio.auth_token)
+    for n in range(4):
+        answer = post(url, params, signature, **{"I-Twilio-Idempotency-Token": f"fresh-{n}"})
+        assert answer.status_code == 200
+    for n in range(2):
+        post_json(shim.url, env, {"MessageSid": "SM" + "8" * 32, "MessageStatus": "sent"}, f"t{n}")
+    assert len(spooled(env)) == 2
+    (form,) = [json.loads(p.read_text()) for p in spooled(env) if '"sms"' in p.read_text()]
+    assert form["format"] == "form" and dict(form["fields"])["Body"] == "PO55 ok"
+
+
+def test_a_json_status_callback_is_processed_like_a_form_one(env, shim):
+    approve_one_fr001_order(env)
+    env.run("poll")
+    (message,) = env.twilio.messages
+    document = {"MessageSid": message["sid"], "MessageStatus": "delivered", "ErrorCode": None}
+    assert post_json(shim.url, env, document).status_code == 204
+    env.run("ingest")
+    (status,) = [r for r in env.audit() if r["event"] == "notification.status"]
+    assert status["status"] == "delivered" and status["provider_id"] == message["sid"]

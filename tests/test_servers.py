@@ -125,14 +125,21 @@ def signed_request(env, fields: dict[str, str], path: str = "/twilio/sms") -> tu
     )
 
 
-def exchange(port: int, data: bytes, timeout: float = 10) -> tuple[int, bytes]:
-    """Send raw bytes, read the answer to its end: (status, whole answer)."""
+def exchange(
+    port: int, data: bytes, timeout: float = 10, hang_up: bool = False
+) -> tuple[int, bytes]:
+    """Send raw bytes (then stop sending, with `hang_up`), read the answer to its end:
+    (status, whole answer)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
+        if hang_up:
+            sock.shutdown(socket.SHUT_WR)
         answer = b""
         with contextlib.suppress(ConnectionResetError):
             while chunk := sock.recv(65536):
                 answer += chunk
+    if not answer:
+        return 0, answer  # the server hung up without answering
     assert answer.startswith(b"HTTP/1."), answer[:200]
     return int(answer.split(b" ", 2)[1]), answer
 
@@ -229,23 +236,31 @@ def test_content_length_chunked_bodies_and_size_limits(env, server):
             status, answer = exchange(port, head(bad, signature) + body)
             assert status in (400, 413), (bad, answer[:200])
             assert status == 400 or bad == "99999999999999999999999", (bad, answer[:200])
-        # more than the limit: 413, without waiting for a body that is never sent
-        assert exchange(port, head(str(MAX_BODY + 1), signature))[0] == 413
-        assert exchange(port, head("1000000", signature))[0] == 413
+        # more than the limit: 413, without waiting for a body that is never sent (waitress
+        # buffers a whole body before the shim sees the request: it gets one)
+        over = b"x" * (MAX_BODY + 1) if server == "waitress" else b""
+        assert exchange(port, head(str(MAX_BODY + 1), signature) + over)[0] == 413
+        if server != "waitress":
+            assert exchange(port, head("1000000", signature))[0] == 413
         # chunked, validly signed: read whole and spooled (no 403)
         status, answer = exchange(port, head(None, signature, chunked=True) + chunked(body))
         assert status == 200, answer
         # chunked past the limit: 413 after reading at most the limit (one chunk that
         # claims 1 MB, of which only the limit and a little more is ever sent)
         claim = head(None, big_signature, chunked=True) + b"100000\r\n" + big[: MAX_BODY + 10]
+        if server == "waitress":  # (which de-chunks a whole body first)
+            claim = head(None, big_signature, chunked=True) + chunked(big, (500,))
         assert exchange(port, claim)[0] == 413
         # chunked and torn, chunked with a Content-Length too: 400
         torn = head(None, signature, chunked=True) + b"zz\r\n" + body + b"\r\n0\r\n\r\n"
         assert exchange(port, torn)[0] == 400
         both = head(str(len(body)), signature, chunked=True) + chunked(body)
-        assert exchange(port, both)[0] in (400, 501)
-        # a body shorter than it said (the client gives up): never spooled
-        status, _ = exchange(port, head(str(len(body) + 50), signature) + body, timeout=60)
+        # (waitress reads it as chunked, as RFC 9112 allows: the same, already spooled, SMS)
+        assert exchange(port, both)[0] in ((200, 400) if server == "waitress" else (400, 501))
+        # a body shorter than it said (the client gives up): 400, never spooled
+        short = head(str(len(body) + 50), signature) + body
+        # (waitress hangs up: it never hands an incomplete body to the application)
+        assert exchange(port, short, hang_up=True)[0] == (0 if server == "waitress" else 400)
     files = spooled(env)
     assert len(files) == 1, [f.read_text()[:200] for f in files]
     assert '"Body", "PO1 ok"' in files[0].read_text()

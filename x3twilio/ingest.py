@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,8 +88,11 @@ class Ingester:
         *,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        replaying: Collection[str] = (),
     ) -> None:
         self.config, self.clock = config, clock
+        self.replaying = set(replaying)  # spooled names `replay` put back: audited replay_of
+        self.replay_of: str | None = None
         self.x3 = make_client(config.x3, make_session(), Retrier(config.retry, sleep=sleep))
         self.notes = NoteWriter(config.inbound.notes, self.x3, config.x3.partners, config.sources)
         self.phonebook = PhoneBook(
@@ -108,8 +111,7 @@ class Ingester:
         self.x3_down = False  # transient failures in a row: the rest waits for the next run
         self.x3_answered = False  # X3 took an item this run: a failing one is failing alone
         self.in_a_row = 0
-        self.retry: list[Spooled] = []  # failed transiently: back to new/, counted
-        self.waiting: list[Spooled] = []  # not tried (X3 down): back to new/ as they were
+        self.retry: list[Spooled] = []  # failed transiently: back to new/ at the end, counted
 
     def pending(self) -> Counter[str]:
         """What is waiting in the spool, by route (for --dry-run)."""
@@ -126,22 +128,36 @@ class Ingester:
                 self.clock,
                 mirror=log_line if self.config.monitoring.json_logs else None,
             )
-            self.audit.write("run.started", command="ingest")
-            items = self.spool.orphans() + self.spool.claim()
-            # Items that failed before go after the fresh ones: they never hold them up.
-            for item in sorted(items, key=lambda i: i.attempts):
-                self._process(item)
+            self._audit("run.started", command="ingest")
+            # One at a time, read as it comes; items that failed before go after the fresh
+            # ones, so they never hold them up.
+            for path in self.spool.claim_paths():
+                self._process(self.spool.load(path))
             self._put_back()
             self._finish_voicemails()
             self.spool.prune()
-            self.audit.write(
+            self._audit(
                 "run.finished", counts=dict(self.report.counts), exit_code=self.report.exit_code
             )
             self.audit.close()
             self.outbox.close()
         return self.report
 
+    def _audit(self, event: str, **fields: Any) -> dict[str, Any]:
+        """One audit record; those about an item `replay` put back say which (`replay_of`)."""
+        if self.replay_of and not event.startswith("run."):
+            fields.setdefault("replay_of", self.replay_of)
+        return self.audit.write(event, **fields)
+
     def _process(self, item: Spooled) -> None:
+        sid = _shown(item.sid)
+        self.replay_of = (sid or item.base) if item.base in self.replaying else None
+        try:
+            self._process_one(item)
+        finally:
+            self.replay_of = None
+
+    def _process_one(self, item: Spooled) -> None:
         inbound = item.inbound
         if item.problem is not None or inbound is None:
             self._quarantine(item, item.problem or Unusable("unreadable", "cannot be read"))
@@ -152,12 +168,16 @@ class Ingester:
             self._quarantine(item, unusable)
             return
         if self.x3_down and inbound.route == "sms":
-            self.waiting.append(item)  # X3 is down: keep it for the next run
+            self._wait(item)  # X3 is down: keep it for the next run
             return
         handler = getattr(self, f"_{inbound.route}")
         try:
             handler(inbound.fields, inbound)
         except RemoteError as exc:
+            if exc.status == 401:  # X3 refuses the credentials: no item is at fault
+                self._wait(item)
+                self._put_back()
+                raise
             self._inbound_failed(inbound.fields, CHANNELS.get(inbound.route, "sms"), exc)
             if exc.transient:
                 self._failing(item)
@@ -165,7 +185,7 @@ class Ingester:
                 self.spool.finish(item, "failed")
             return
         except X3TwilioError:
-            self.waiting.append(item)  # state or setup trouble: stop the run, keep the item
+            self._wait(item)  # state or setup trouble: stop the run, keep the item
             self._put_back()
             raise
         except Exception as exc:  # a bug this item triggers: quarantined, never blocking
@@ -183,12 +203,19 @@ class Ingester:
         if self.in_a_row >= DOWN_AFTER:
             self.x3_down = True
 
+    def _wait(self, item: Spooled) -> None:
+        """Back to new/ untried, as it was; unless it has waited for too long."""
+        age = time.time() - item.mtime
+        if item.mtime and age >= MAX_AGE:
+            self._quarantine(item, _too_old(age))
+        else:
+            self.spool.finish(item, "new", attempts=item.attempts)
+
     def _put_back(self) -> None:
-        """Return what waits for the next run to new/: a transient failure counts as an
-        attempt when X3 answered other items meanwhile; too many, or too old: quarantine."""
+        """Return what failed transiently to new/ for the next run: it counts as an attempt
+        when X3 answered other items meanwhile; too many, or too old: quarantine."""
         now = time.time()
         retry, self.retry = self.retry, []
-        waiting, self.waiting = self.waiting, []
         for item in retry:
             attempts = item.attempts + (1 if self.x3_answered else 0)
             if attempts >= MAX_ATTEMPTS:
@@ -203,25 +230,20 @@ class Ingester:
                 self._quarantine(item, _too_old(now - item.mtime))
             else:
                 self.spool.finish(item, "new", attempts=attempts)
-        for item in waiting:
-            if item.mtime and now - item.mtime >= MAX_AGE:
-                self._quarantine(item, _too_old(now - item.mtime))
-            else:
-                self.spool.finish(item, "new", attempts=item.attempts)
 
     def _quarantine(self, item: Spooled, problem: Unusable) -> None:
         """Set an item aside for good (replay brings it back) and say why, never echoing
         the payload: only its sid, sender and recipient when they could be read."""
         where = self.spool.finish(item, "quarantine")
-        fields = item.inbound.fields if item.inbound else {}
-        sid = item.inbound.sid if item.inbound else ""
-        self.audit.write(
+        fields = item.known
+        self._audit(
             "inbound.failed",
-            id=_shown(sid) or where.name,
+            id=_shown(item.sid) or where.name,
             **{"from": _shown(fields.get("From", ""))},
             to=_shown(fields.get("To", "")),
             channel=_channel(item),
-            status="quarantined",
+            status="failed",
+            reason="quarantined",
             route=item.inbound.route if item.inbound else None,
             spool=f"quarantine/{where.name}",
             error={"code": problem.code, "message": problem.message, "permanent": True},
@@ -250,7 +272,7 @@ class Ingester:
                 "message": f"carrier error {params['ErrorCode']}",
                 "permanent": status != "undelivered",
             }
-        self.audit.write(
+        self._audit(
             "notification.status",
             id=n.id,
             rule=n.rule,
@@ -393,7 +415,7 @@ class Ingester:
         self, note: Note | None, sid: str, sender: str, to: str, channel: str, **details: Any
     ) -> None:
         if note is None:
-            self.audit.write(
+            self._audit(
                 "inbound.received",
                 id=sid,
                 **{"from": sender},
@@ -410,7 +432,7 @@ class Ingester:
         partner = f"{self.config.x3.partners[note.kind].x3_class}:{note.partner}"
         if outcome.refused:  # permanent: kept whole here, for someone to place by hand
             self.report.counts["failed"] += 1
-        self.audit.write(
+        self._audit(
             "inbound.logged" if outcome.landed else "inbound.failed",
             id=sid,
             **{"from": sender},
@@ -432,7 +454,7 @@ class Ingester:
 
     def _inbound_failed(self, params: dict[str, str], channel: str, exc: RemoteError) -> None:
         sid = params.get("MessageSid") or params.get("CallSid") or ""
-        self.audit.write(
+        self._audit(
             "inbound.failed",
             id=sid,
             **{"from": params.get("From")},
@@ -492,9 +514,8 @@ def _shown(value: str) -> str | None:
 
 
 def _channel(item: Spooled) -> str | None:
-    if item.inbound is None:
-        return None
-    if item.inbound.route in CHANNELS:
+    """sms or voice, from the route, else from the sid (SM…/MM… a message, CA… a call)."""
+    if item.inbound is not None and item.inbound.route in CHANNELS:
         return CHANNELS[item.inbound.route]
-    sid = item.inbound.sid
+    sid = item.sid
     return "voice" if sid.startswith("CA") else "sms" if sid[:2] in ("SM", "MM") else None

@@ -60,7 +60,7 @@ def replay(
     if outcome.inbound and not dry_run:
         for item in outcome.inbound:
             spool.requeue(item)
-        outcome.ingest = Ingester(config).run()
+        outcome.ingest = Ingester(config, replaying={i.base for i in outcome.inbound}).run()
     return outcome
 
 

@@ -50,7 +50,9 @@ DONE_RETENTION = 14 * 86400.0  # processed payloads are kept this long (the audi
 KEY_RETENTION = 14 * 86400.0  # de-duplication keys too: far beyond Twilio's retries (hours)
 PRUNE_EVERY = 3600.0  # ingest prunes at most once an hour
 TORN_AFTER = 60.0  # a file in tmp/ untouched this long was left by a shim that died
-MAX_ITEM_BYTES = 1 << 20  # a spooled file larger than this is not a webhook the shim wrote
+# A spooled file larger than this is not a webhook the shim wrote (inbound.max_body is at most
+# 16 MiB; its fields and raw body, JSON-escaped, stay well within this).
+MAX_ITEM_BYTES = 128 << 20
 MAX_FIELD = 64 * 1024  # a name or value longer than this is not one Twilio sends
 
 # What makes two deliveries of one event the same: the sid and the state the event reports,
@@ -92,6 +94,18 @@ class Spooled:
     mtime: float = field(default=0.0, compare=False)
 
     @property
+    def known(self) -> dict[str, str]:
+        """The sids, sender and recipient, as far as they can be read (for the audit trail)."""
+        if self.inbound is not None:
+            return self.inbound.fields
+        return _known(self.payload)
+
+    @property
+    def sid(self) -> str:
+        known = self.known
+        return next((known[k] for k in IDENTITY if known.get(k)), "")
+
+    @property
     def name(self) -> str:
         return self.path.name
 
@@ -124,11 +138,11 @@ def json_fields(body: bytes) -> list[tuple[str, str]] | None:
     """
     try:
         data = json.loads(body)
-    except ValueError:  # includes bodies that are not UTF-8
+        if not isinstance(data, dict):
+            return None
+        return [(str(name), _text(value)) for name, value in data.items()]
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested without end
         return None
-    if not isinstance(data, dict):
-        return None
-    return [(str(name), _text(value)) for name, value in data.items()]
 
 
 def _text(value: Any) -> str:
@@ -251,6 +265,21 @@ def _pairs(value: Any, name: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _known(raw: dict[str, Any]) -> dict[str, str]:
+    """What a payload that cannot be processed still tells: its sids, From and To, when they
+    are text."""
+    fields = raw.get("fields") if "fields" in raw else raw.get("params")
+    if isinstance(fields, str):
+        fields = json_fields(fields.encode("utf-8", "replace"))
+    if isinstance(fields, dict):
+        fields = list(fields.items())
+    if not isinstance(fields, list):
+        return {}
+    wanted = {*IDENTITY, "From", "To"}
+    pairs = [p for p in fields if isinstance(p, list | tuple) and len(p) == 2]
+    return {k: v for k, v in pairs if k in wanted and isinstance(k, str) and isinstance(v, str)}
+
+
 def _kind(value: Any) -> str:
     names = {dict: "an object", list: "a list", str: "text", bool: "a boolean", int: "a number"}
     if value is None:
@@ -273,6 +302,7 @@ class Spool:
     def _dir(self, folder: str) -> Path:
         path = self.root / folder
         if folder not in self._made:
+            ensure_dir(self.root.parent)  # the state directory, 0700 when made here
             for directory in (self.root, path):  # mkdir -p would leave the inbox 0755
                 ensure_dir(directory)
                 _tighten(directory)
@@ -323,9 +353,16 @@ class Spool:
 
     def claim(self) -> list[Spooled]:
         """Move every waiting payload to cur/ and return those this run won, oldest first."""
+        return [self.load(path) for path in self.claim_paths(orphans=False)]
+
+    def claim_paths(self, orphans: bool = True) -> list[Path]:
+        """What this run is to process, read by the caller one at a time: the payloads a
+        run that died left in cur/ (with `orphans`), then every waiting one, moved to cur/
+        (rename is atomic: two runs never get the same file); fewest attempts first, then
+        oldest."""
         self._recover_written()
         new, cur = self._dir("new"), self._dir("cur")
-        claimed = []
+        claimed = [cur / name for name in _names(cur)] if orphans else []
         for name in sorted(_names(new)):
             try:
                 os.rename(new / name, cur / name)
@@ -333,17 +370,14 @@ class Spool:
                 continue  # another ingest run took it
             except OSError as exc:
                 raise StateError(f"cannot claim {new / name}: {_reason(exc)}") from None
-            claimed.append(self.load(cur / name))
-        return claimed
+            claimed.append(cur / name)
+        return sorted(claimed, key=lambda path: (attempts_of(path.name), path.name))
 
-    def waiting(self) -> list[Spooled]:
+    def waiting(self) -> Iterator[Spooled]:
+        """What waits in new/, read one at a time (nothing is moved)."""
         new = self._dir("new")
-        return [self.load(new / name) for name in sorted(_names(new))]
-
-    def orphans(self) -> list[Spooled]:
-        """Payloads left in cur/ by a run that died: they were never finished."""
-        cur = self._dir("cur")
-        return [self.load(cur / name) for name in sorted(_names(cur))]
+        for name in sorted(_names(new)):
+            yield self.load(new / name)
 
     def _recover_written(self, older_than: float = TORN_AFTER) -> None:
         """A shim killed before its rename leaves a payload in tmp/: publish it; a torn one
@@ -357,10 +391,7 @@ class Spool:
 
     def load(self, path: Path) -> Spooled:
         """Read one spooled file; never raises: what cannot be used says why in `problem`."""
-        attempts = 0
-        match = _ATTEMPTS.match(path.name)
-        if match:
-            attempts = int(match["n"])
+        attempts = attempts_of(path.name)
         try:
             info = os.lstat(path)
             mtime = info.st_mtime
@@ -442,6 +473,12 @@ class Spool:
             os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
             os.utime(marker, (now, now))
         return removed
+
+
+def attempts_of(name: str) -> int:
+    """The transient failures a spooled file's name records (`<name>.t3.json`: 3)."""
+    match = _ATTEMPTS.match(name)
+    return int(match["n"]) if match else 0
 
 
 def _write_whole(path: Path, data: bytes) -> None:
