@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
+from tests.test_cli import on_a_terminal
 from tests.test_poll import HISTORY, ONLY_PO_APPROVED
+from x3twilio.auditquery import FORMULA_START
 
 
 def test_audit_filters_formats_summary_and_story(env):
@@ -34,3 +37,24 @@ def test_audit_filters_formats_summary_and_story(env):
     order = next(r["record"] for r in trail if r["event"] == "notification.sent")
     story = env.run("audit", "--record", order).stdout
     assert f"{order}: 2 events" in story and "decided: send" in story and "SM" in story
+
+
+HOSTILE_REPLY = '=HYPERLINK("http://evil.example","[/]PO789 [bold]ok")'
+
+
+def test_a_hostile_reply_is_text_in_the_terminal_table_and_defused_in_csv(env, shim):
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", "+33612345678", HOSTILE_REPLY)
+    env.run("ingest")
+    code, out, err = on_a_terminal(env, "audit", "--event", "inbound")
+    assert code == 0, out + err
+    assert "[/]PO789 [bold]ok" in out and "Traceback" not in out + err
+
+    rows = list(csv.DictReader(io.StringIO(env.run("audit", "--format", "csv").stdout)))
+    (reply,) = (row for row in rows if row["event"].startswith("inbound."))
+    assert reply["body"] == "'" + HOSTILE_REPLY  # text, whole
+    assert reply["from"] == "+33612345678"  # an E.164 number stays as it is
+    assert not any(
+        cell.startswith(FORMULA_START) and not re.fullmatch(r"\+[0-9]+", cell)
+        for row in rows
+        for cell in row.values()
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.test_poll import HISTORY, ONLY_PO_APPROVED
 from x3twilio.cli import cli
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -121,3 +124,154 @@ def test_check_online_over_graphql_discovers_the_packages(env):
 @pytest.mark.parametrize("env", ["graphql"], indirect=True)
 def test_x3_login_needs_oauth2(env):
     assert "oauth2" in env.run("x3", "login", expect=69).stderr
+
+
+# -- quiet when all is well, one line when not (cron mails any output) ----------------------
+
+
+def audit_command(env, line: str) -> list[str]:
+    """The arguments of the first `x3twilio ... audit ...` a failure line points to."""
+    words = shlex.split(line.split("`")[1])
+    assert words[:3] == ["x3twilio", "--config", str(env.config_path)]
+    return words[3:]
+
+
+def test_a_failing_poll_under_q_prints_one_line_that_says_what_failed_and_where_to_look(env):
+    env.configure(rules=ONLY_PO_APPROVED)
+    result = env.run("-q", "poll", "--since", HISTORY, expect=1)  # US005's number: 21211
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("x3twilio: poll: 1 notification(s) failed; see `x3twilio --config ")
+    assert line.endswith(f"`x3twilio --config {env.config_path} replay` retries what failed")
+    shown = env.run(*audit_command(env, line), "--format", "json").stdout.splitlines()
+    assert [json.loads(record)["event"] for record in shown] == ["notification.failed"]
+
+
+def test_a_failing_poll_without_q_prints_its_summary_and_the_same_line(env):
+    env.configure(rules=ONLY_PO_APPROVED)
+    result = env.run("poll", "--since", HISTORY, expect=1)
+    assert "1 failed" in result.stdout
+    assert result.stderr.startswith("x3twilio: poll: 1 notification(s) failed; see `")
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_failing_ingest_under_q_prints_one_line(env, shim):
+    env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", "+33612345678", "PO789 ok")
+    env.x3.faults.add("503", match="BPSUPPLIER", times=0)
+    result = env.run("-q", "ingest", expect=1)
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("x3twilio: ingest: 1 inbound item(s) failed; see `x3twilio ")
+    shown = env.run(*audit_command(env, line), "--format", "json").stdout.splitlines()
+    assert [json.loads(record)["event"] for record in shown] == ["inbound.failed"]
+
+
+def test_a_failing_replay_under_q_prints_one_line(env):
+    env.configure(rules=ONLY_PO_APPROVED)
+    env.run("-q", "poll", "--since", HISTORY, expect=1)
+    result = env.run("-q", "replay", "--include-permanent", expect=1)  # still not a number
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("x3twilio: replay: 1 notification(s) failed; see `x3twilio ")
+
+
+@pytest.mark.parametrize("command", ["poll", "ingest", "replay"])
+def test_an_overlap_exits_75_and_prints_nothing_under_q(env, command):
+    from x3twilio.state import run_lock
+
+    with run_lock(env.state_dir, "ingest.lock" if command == "ingest" else "lock"):
+        quiet = env.run("-q", command, expect=75)
+        loud = env.run(command, expect=75)
+    assert quiet.stdout == "" and quiet.stderr == ""
+    assert loud.stdout == "" and "another run holds" in loud.stderr
+
+
+def test_check_under_q_prints_nothing_when_all_is_well_and_one_line_when_not(env):
+    rules = env.configure()["rules"]
+    rules[0]["message"] = "Commande {order_number} confirm\u00e9e \u2019 merci"  # a warning
+    env.configure(rules=rules)
+    for args in (["check", "--offline"], ["check"]):
+        result = env.run("-q", *args)
+        assert result.stdout == "" and result.stderr == ""
+    env.configure(twilio={"from": "+15005550006"})
+    result = env.run("-q", "check", expect=69)
+    assert result.stdout == ""
+    assert result.stderr == (
+        "x3twilio: check: 1 of "
+        + result.stderr.split(" of ")[1].split(" ")[0]
+        + f" failed: Twilio sender; `x3twilio --config {env.config_path} check` shows the fix of"
+        " each\n"
+    )
+
+
+def test_usage_and_configuration_errors_under_q_are_one_line(env):
+    for args, code in ((["poll", "--since", "yesterday"], 2), (["frobnicate"], 2)):
+        result = env.run("-q", *args, expect=code)
+        assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith("x3twilio: ")
+    env.config_path.write_text("x3: {}\n")
+    result = env.run("-q", "poll", expect=78)
+    assert result.stderr == f"x3twilio: {env.config_path}: x3.url: required field is missing\n"
+
+
+def test_an_internal_error_never_prints_the_repr_of_what_it_read():
+    from x3twilio.cli import _describe
+
+    leak = UnicodeDecodeError("utf-8", b"password: hunter2-secret\xff", 24, 25, "invalid start")
+    described = _describe(leak)
+    assert "hunter2" not in described and described.startswith("UnicodeDecodeError: ")
+    assert "\n" not in _describe(ValueError("a\nb" + "x" * 500)) and len(_describe(leak)) < 300
+    assert _describe(ValueError("X3 says \x1b[2J\u202e")) == "ValueError: X3 says \\x1b[2J\\u202e"
+
+
+# -- rich output on a terminal: data from X3 is text, never markup --------------------------
+
+
+def on_a_terminal(env, *args: str) -> tuple[int, str, str]:
+    """Run the CLI with its stdout on a pseudo-terminal, as a person at a shell sees it."""
+    import os
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("X3TWILIO")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "x3twilio", "--config", str(env.config_path), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env=environment | {"COLUMNS": "250", "LINES": "60", "TERM": "xterm-256color"},
+    )
+    os.close(slave)
+    chunks = []
+    try:
+        while select.select([master], [], [], 60)[0]:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # EIO: the program closed its terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    assert process.stderr is not None
+    err = process.stderr.read().decode()
+    process.wait(timeout=60)
+    return process.returncode, b"".join(chunks).decode(errors="replace"), err
+
+
+MARKUP = "[/][bold]x\x1b[2J"  # rich markup that does not balance, and a terminal escape
+
+
+def test_poll_dry_run_on_a_terminal_prints_x3_data_literally(env):
+    rule = {**ONLY_PO_APPROVED[0], "message": "Order {order_number} ({reference}) approved."}
+    env.configure(rules=[rule])
+    order = next(p for p in env.x3.records("PORDER") if p["APPFLG"] == 3 and not p["CLEFLG"])
+    env.x3.update("PORDER", order["POHNUM"], ORDREF=MARKUP)
+    env.next_second()  # a run leaves the current second's changes for the next one
+    code, out, err = on_a_terminal(env, "poll", "--dry-run", "--since", HISTORY)
+    assert code == 0, out + err
+    assert "┃" in out  # rich's table, not the tab-separated lines for pipes
+    assert f"Order {order['POHNUM']} ([/][bold]x\\x1b[2J) approved." in out
+    assert "\x1b[2J" not in out and "Traceback" not in out + err

@@ -44,6 +44,9 @@ def trial(tmp_path: Path) -> Iterator[Env]:
         env.configure(
             rules=ONLY_PO_APPROVED,
             retry={"attempts": 4, "initial": "0.05s", "max": "0.2s", "budget": "10s"},
+            # The simulator lists a message the moment it takes it: a short settle is
+            # enough here (the ambiguous-send tests keep the default and a late create).
+            twilio={"settle": "2s"},
         )
         yield env
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from x3twilio.errors import ConfigError
 from x3twilio.phones import to_e164
 from x3twilio.rules import load_rules
 from x3twilio.sources import BUILTIN, decode
@@ -198,3 +199,11 @@ def test_template_errors(text, problem):
 )
 def test_phone_normalisation(text, region, expected):
     assert to_e164(text, region) == expected
+
+
+@pytest.mark.parametrize(
+    "due", ["due_date within 367 days", "due_date within " + "9" * 5000 + " days"]
+)
+def test_a_due_window_is_bounded(due):
+    with pytest.raises(ConfigError, match="due"):
+        rules({"name": "r", "source": "open_items", "due": due, "to": ["finance"], "message": "x"})

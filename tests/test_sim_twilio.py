@@ -691,6 +691,99 @@ def test_a_reset_before_processing_should_create_nothing(api: Api, sim: TwilioSi
     assert sim.messages == []
 
 
+@pytest.mark.parametrize("resource", ["Messages.json", "Calls.json"])
+def test_a_late_create_should_appear_only_after_the_client_gave_up(
+    api: Api, sim_server: tuple[Swap, RunningServer], resource: str
+) -> None:
+    sim = TwilioSimulator()  # the real clock: creation times are compared below
+    sim_server[0].app = sim
+    live = Api(sim_server[1], sim)
+    sim.faults.add("late", f"POST /2010-04-01/Accounts/{sim.account_sid}/{resource}", delay=0.3)
+    form = {"To": TO, "From": sim.phone_number, "Body": "Hello", "Url": "https://h.example/v"}
+
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(live.url(resource), data=form, auth=live.live, timeout=0.2)
+    gave_up = datetime.now(UTC).replace(microsecond=0)
+
+    key = resource.removesuffix(".json").lower()
+    assert live.request("GET", resource).json()[key] == []  # not yet: Twilio is still at it
+    assert sim.wait_settled(5)
+    (created,) = live.request("GET", resource).json()[key]
+    assert parsedate_to_datetime(created["date_created"]) >= gave_up
+    assert live.send({}).status_code == 201  # times=1: the next create is answered
+
+
+def test_wait_settled_should_cover_requests_still_sleeping_on_a_timeout(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    sim.faults.add("timeout", "Messages.json", delay=0.4)
+
+    with pytest.raises(requests.ReadTimeout):
+        api.send({}, timeout=0.1)
+
+    assert sim.wait_settled(5) and len(sim.messages) == 1
+    assert sim.wait_settled(0)  # nothing delayed: at once
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"), [("error:20005", 401, 20005), ("error:21611", 400, 21611)]
+)
+def test_error_code_faults_should_answer_as_twilio_does_for_that_code(
+    api: Api, sim: TwilioSimulator, kind: str, status: int, code: int
+) -> None:
+    sim.faults.add(kind, "POST")
+
+    response = api.send({})
+
+    assert (response.status_code, error_of(response)) == (status, code)
+    assert sim.messages == []
+
+
+@pytest.mark.parametrize("status", ["suspended", "closed"])
+def test_a_suspended_or_closed_account_should_be_refused_with_20003(
+    api: Api, sim: TwilioSimulator, status: str
+) -> None:
+    sim.account_status = status
+
+    answers = [api.send({}), api.request("GET", "Messages.json")]
+
+    assert [(r.status_code, error_of(r)) for r in answers] == [(401, 20003), (401, 20003)]
+    assert api.send({"From": "+15005550006"}, auth=api.test).status_code == 201  # another one
+    sim.account_status = "active"
+    assert api.send({}).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("sender", "code"), [("not a number!", 21212), ("ACME", 21606), ("+15017122662", 21606)]
+)
+def test_a_live_from_that_is_not_the_accounts_should_be_refused(
+    api: Api, sim: TwilioSimulator, sender: str, code: int
+) -> None:
+    assert error_of(api.send({"From": sender})) == code
+    call = {"To": TO, "From": sender, "Url": "https://h.example/v"}
+    expected = 21210 if sender.startswith("+") else 21212
+    assert error_of(api.request("POST", "Calls.json", data=call)) == expected
+    assert sim.messages == sim.calls == []
+
+
+def test_control_routes_should_switch_the_account_and_wait_for_delayed_creates(
+    api: Api, server: RunningServer, sim: TwilioSimulator
+) -> None:
+    control = f"{server.url}/_sim"
+
+    answer = requests.post(f"{control}/account", json={"status": "suspended"}, timeout=5)
+    assert answer.json() == {"status": "suspended"} and api.send({}).status_code == 401
+    assert (
+        requests.post(f"{control}/account", json={"status": "gone"}, timeout=5).status_code == 400
+    )
+    requests.post(f"{control}/account", json={"status": "active"}, timeout=5)
+    sim.faults.add("late", "POST", delay=0.2)
+    with pytest.raises(requests.ReadTimeout):
+        api.send({}, timeout=0.1)
+    settled = requests.post(f"{control}/settle", json={"timeout": 5}, timeout=10).json()
+    assert settled == {"settled": True, "messages": 1}
+
+
 def test_faults_should_honour_skip_times_and_match(api: Api, sim: TwilioSimulator) -> None:
     sim.faults.add("500", "POST", skip=1, times=2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -15,7 +16,8 @@ import pytest
 from x3twilio.config import RetryConfig, TwilioConfig
 from x3twilio.errors import ConfigError, TwilioError
 from x3twilio.outbox import Notification
-from x3twilio.senders.twilio import TwilioSender, TwilioVoiceSender
+from x3twilio.senders import Outcome
+from x3twilio.senders.twilio import TwilioApiError, TwilioSender, TwilioVoiceSender
 from x3twilio.simulators import RunningServer, read_body, serve
 from x3twilio.simulators.twilio import TwilioSimulator
 from x3twilio.transport import Retrier, make_session
@@ -165,22 +167,36 @@ def test_a_body_too_long_for_twiml_fails_without_a_request(phone: Phone) -> None
 
 
 @pytest.mark.parametrize(
-    ("to", "from_", "code"),
+    ("to", "code"),
     [
-        ("+15005550001", "+15005550006", 21217),
-        ("+15005550002", "+15005550006", 21214),
-        ("+15005550003", "+15005550006", 21215),
-        ("+15005550004", "+15005550006", 21216),
-        (TO, "+15005550001", 21212),
-        (TO, "+15005550009", 21210),
+        ("+15005550001", 21217),
+        ("+15005550002", 21214),
+        ("+15005550003", 21215),
+        ("+15005550004", 21216),
     ],
 )
-def test_a_refused_call_is_a_permanent_error(phone: Phone, to: str, from_: str, code: int) -> None:
-    sender = phone.voice(phone.config(test=True, from_number=from_))
-    with pytest.raises(TwilioError) as caught:
+def test_a_call_refused_for_its_number_is_a_permanent_error(
+    phone: Phone, to: str, code: int
+) -> None:
+    sender = phone.voice(phone.config(test=True))
+    with pytest.raises(TwilioApiError) as caught:
         sender.send(replace(CALL, to=to), None)
     error = caught.value
     assert (error.status, error.code, error.transient) == (400, code, False)
+    assert error.outcome is Outcome.REFUSED
+    assert phone.recording.requests() == ["POST Calls.json"]
+
+
+@pytest.mark.parametrize(("from_", "code"), [("+15005550001", 21212), ("+15005550009", 21210)])
+def test_a_calling_number_refused_by_test_credentials_is_about_the_account(
+    phone: Phone, from_: str, code: int
+) -> None:
+    sender = phone.voice(phone.config(test=True, from_number=from_))
+    with pytest.raises(TwilioApiError) as caught:
+        sender.send(CALL, None)
+    error = caught.value
+    assert (error.status, error.code, error.transient) == (400, code, False)
+    assert error.outcome is Outcome.ACCOUNT  # every call would fail alike: the run stops
     assert phone.recording.requests() == ["POST Calls.json"]
 
 
@@ -189,20 +205,26 @@ def test_test_credentials_place_a_call_that_is_not_kept(phone: Phone) -> None:
     assert sid.startswith("CA")
 
 
-def test_wrong_credentials_are_a_401_and_not_retried(phone: Phone) -> None:
-    with pytest.raises(TwilioError) as caught:
+def test_wrong_credentials_are_a_401_about_the_account_and_not_retried(phone: Phone) -> None:
+    with pytest.raises(TwilioApiError) as caught:
         phone.voice(phone.config(auth_token="0" * 32)).send(CALL, None)
     assert (caught.value.status, caught.value.transient) == (401, False)
+    assert caught.value.outcome is Outcome.ACCOUNT
     assert phone.recording.requests() == ["POST Calls.json"]
 
 
-def test_a_from_number_not_of_the_account_is_21210(phone: Phone) -> None:
-    with pytest.raises(TwilioError) as caught:
-        phone.voice(phone.config(from_number="+15017122662")).send(CALL, None)
-    assert caught.value.code == 21210 and not caught.value.transient
+@pytest.mark.parametrize(("from_", "code"), [("+15017122662", 21210), ("ACME", 21212)])
+def test_a_from_number_not_of_the_account_is_about_the_account(
+    phone: Phone, from_: str, code: int
+) -> None:
+    with pytest.raises(TwilioApiError) as caught:
+        phone.voice(phone.config(from_number=from_)).send(CALL, None)
+    assert caught.value.code == code and not caught.value.transient
+    assert caught.value.outcome is Outcome.ACCOUNT
+    assert phone.sim.calls == []
 
 
-# -- transient failures and reconciliation ------------------------------------------
+# -- unknown outcomes: never posted twice -------------------------------------------
 
 
 def test_a_429_is_retried_without_looking_up_calls(phone: Phone) -> None:
@@ -212,44 +234,64 @@ def test_a_429_is_retried_without_looking_up_calls(phone: Phone) -> None:
     assert phone.recording.requests() == ["POST Calls.json", "POST Calls.json"]
 
 
-def test_a_reset_after_twilio_created_the_call_is_reconciled_not_repeated(phone: Phone) -> None:
-    phone.sim.faults.add("reset", match="POST")
-    sid = phone.voice().send(CALL, None)
-    (call,) = phone.sim.calls  # the call exists once
-    assert sid == call["sid"]
-    assert phone.recording.requests() == ["POST Calls.json", "GET Calls.json"]
+def test_a_refused_connection_is_retried_it_never_reached_twilio(phone: Phone) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nobody listens on
+    port = closed.getsockname()[1]
+    closed.close()
+    sender = phone.voice(phone.config(api_url=f"http://127.0.0.1:{port}"))
+    with pytest.raises(TwilioApiError) as caught:
+        sender.send(CALL, None)
+    assert caught.value.outcome is Outcome.UNREACHABLE and caught.value.transient
+    assert len(phone.sleeps) == 2  # three attempts: safe, nothing was ever sent
+
+
+@pytest.mark.parametrize("fault", ["reset", "reset_before", "500", "garbage"])
+def test_an_unanswered_create_is_maybe_sent_and_never_posted_again(
+    phone: Phone, fault: str
+) -> None:
+    phone.sim.faults.add(fault, match="POST")
+    with pytest.raises(TwilioApiError) as caught:
+        phone.voice().send(CALL, None)
+    error = caught.value
+    assert error.outcome is Outcome.MAYBE_SENT and error.maybe_sent and not error.transient
+    assert phone.recording.requests() == ["POST Calls.json"]  # no lookup, no second call
+    created = len(phone.sim.calls)
+    assert created == (1 if fault == "reset" else 0)  # whatever Twilio did, we cannot tell
+
+
+def test_a_timed_out_create_is_found_once_twilio_has_created_it(phone: Phone) -> None:
+    phone.sim.faults.add("late", match="POST", delay=0.3)  # created 0.3 s after we gave up
+    sender = phone.voice(phone.config(timeout=0.2))
+    started = datetime.now(UTC)
+    with pytest.raises(TwilioApiError) as caught:
+        sender.send(CALL, None)
+    assert caught.value.outcome is Outcome.MAYBE_SENT
+    assert phone.sim.calls == []  # looked up now, it would be "absent": hence the settle
+    assert sender.find_sent(CALL, started) is None
+    assert phone.sim.wait_settled(5)
+    (call,) = phone.sim.calls
+    assert sender.find_sent(CALL, started) == call["sid"]
     # a queued call has no StartTime yet: the lookup filters on the numbers only
-    query = phone.recording.queries[1]
-    assert query == {"To": TO, "From": phone.sim.phone_number, "PageSize": "50"}
+    assert phone.recording.queries[-1] == {
+        "To": TO,
+        "From": phone.sim.phone_number,
+        "PageSize": "50",
+    }
+
+
+def test_a_lookup_that_fails_is_never_taken_for_absent(phone: Phone) -> None:
+    phone.voice().send(CALL, None)
+    phone.sim.faults.add("garbage", match="GET", times=0)
+    with pytest.raises(TwilioApiError) as caught:
+        phone.voice().find_sent(CALL, datetime.now(UTC) - timedelta(seconds=5))
+    assert caught.value.outcome is Outcome.UNREACHABLE
 
 
 def test_a_lookup_does_not_take_a_call_to_someone_else(phone: Phone) -> None:
     phone.voice().send(CALL, None)
     other = phone.voice().find_sent(replace(CALL, to="+33699999999"), datetime.now(UTC))
     assert other is None
-
-
-def test_a_timeout_after_twilio_created_the_call_is_reconciled(phone: Phone) -> None:
-    phone.sim.faults.add("timeout", match="POST", delay=0.6)
-    phone.sleep = 0.8  # by the next attempt, Twilio has finished creating the call
-    sid = phone.voice(phone.config(timeout=0.3)).send(CALL, None)
-    (call,) = phone.sim.calls
-    assert sid == call["sid"]
-    assert phone.recording.requests() == ["POST Calls.json", "GET Calls.json"]
-
-
-def test_a_reset_before_twilio_processed_it_places_the_call_after_looking(phone: Phone) -> None:
-    phone.sim.faults.add("reset_before", match="POST")
-    sid = phone.voice().send(CALL, None)
-    assert [call["sid"] for call in phone.sim.calls] == [sid]
-    assert phone.recording.requests() == ["POST Calls.json", "GET Calls.json", "POST Calls.json"]
-
-
-def test_a_500_is_retried_after_looking_for_the_call(phone: Phone) -> None:
-    phone.sim.faults.add("500", match="POST")
-    sid = phone.voice().send(CALL, None)
-    assert [call["sid"] for call in phone.sim.calls] == [sid]
-    assert phone.recording.requests() == ["POST Calls.json", "GET Calls.json", "POST Calls.json"]
 
 
 def test_an_earlier_attempt_in_flight_is_found_before_any_new_call(phone: Phone) -> None:
@@ -271,19 +313,12 @@ def test_calls_older_than_the_attempt_are_not_taken_for_it(phone: Phone) -> None
 
 
 def test_a_call_known_for_another_notification_is_passed_over(phone: Phone) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=5)
     first = phone.voice().send(CALL, None)  # another alert to the same person
     second = replace(CALL, id="n-000000000000000000second")
-    phone.sim.faults.add("reset_before", match="POST")
-    sender = phone.voice(is_known=lambda sid: sid == first)
-    sid = sender.send(second, None)
-    assert sid != first
-    assert [call["sid"] for call in phone.sim.calls] == [first, sid]
-
-
-def test_without_is_known_a_lookup_could_take_another_notifications_call(phone: Phone) -> None:
+    assert phone.voice(is_known=lambda sid: sid == first).find_sent(second, since) is None
     # what is_known is for: a call keeps no trace of its TwiML
-    first = phone.voice().send(CALL, None)
-    assert phone.voice().find_sent(CALL, datetime.now(UTC)) == first
+    assert phone.voice().find_sent(second, since) == first
 
 
 # -- SMS: the validity period ------------------------------------------------------

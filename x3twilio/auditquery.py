@@ -591,7 +591,12 @@ def texts(*cells: str) -> list[Text]:
     markup, and escape sequences a terminal must not run; those show as \\x1b, \\u202e."""
     from rich.text import Text
 
-    return [Text(_CONTROLS.sub(_escape, cell)) for cell in cells]
+    return [Text(printable(cell)) for cell in cells]
+
+
+def printable(text: str) -> str:
+    """`text` with what a terminal would obey (see _CONTROLS) shown as \\x1b, \\u202e."""
+    return _CONTROLS.sub(_escape, text)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -107,15 +107,19 @@ class Group(click.Group):
 
 
 def _verbose(ctx: click.Context) -> bool:
-    return bool(ctx.obj and ctx.obj.verbose)
+    return bool(ctx.obj.verbose if ctx.obj else ctx.params.get("verbose"))
 
 
 def _quiet(ctx: click.Context) -> bool:
-    return bool(ctx.obj and ctx.obj.quiet)
+    # ctx.params: an unknown command is refused before the group's callback makes ctx.obj
+    return bool(ctx.obj.quiet if ctx.obj else ctx.params.get("quiet"))
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split("\n"))
+    """One line that a terminal or a mail reader shows as it is (X3 may send anything)."""
+    from x3twilio.auditquery import printable
+
+    return printable(" ".join(text.split("\n")))
 
 
 def _describe(exc: Exception) -> str:
@@ -156,7 +160,9 @@ def _failed(app: App, since: str, failed: int = 0, inbound: int = 0, rejected: i
 )
 @click.option("--state-dir", metavar="DIR", help="State directory (overrides the config's).")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing when all is well.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print nothing when all is well; a failure is one line."
+)
 @click.version_option(__version__, prog_name="x3twilio")
 @click.pass_context
 def cli(

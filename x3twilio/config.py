@@ -87,6 +87,13 @@ class TwilioConfig:
     previous_auth_token: str | None = None  # still accepted on webhooks during a rotation
     voice_language: str = "en-GB"  # voice notifications: <Say language=…>
     voice: str = "alice"  # and <Say voice=…>
+    # Seconds after a create went unanswered before Twilio's list is trusted to show whether it
+    # was accepted. Measured: a create that Twilio took 1.5 s over, with the client giving up
+    # at 0.5 s, appeared in the list 1 s after the client gave up; ten times that, and still
+    # short enough for the run that made the request to settle it within its retry budget. A
+    # run killed mid-request cannot tell when its requests stopped: the next run counts from
+    # its own start (sending.py).
+    settle: float = 10.0
 
 
 # What a note template (inbound.notes[].fields) may use.
@@ -274,7 +281,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TIMEOUT = (0.1, 600.0)  # per request: 100ms to 10m
 DAY = 86400.0
 _CREDENTIALS = {
-    "x3.url": "x3.user and x3.password, from the environment: ${X3_USER}, ${X3_PASSWORD}",
+    "x3.url": "x3.user and x3.password (from the environment: ${X3_PASSWORD})",
     "twilio.api_url": "twilio.account_sid and twilio.auth_token",
     "sendgrid.api_url": "sendgrid.api_key",
 }
@@ -285,7 +292,7 @@ def _url(node: Node, key: str, default: str | None = None, *, secret_free: bool 
 
     An error never repeats a URL that holds an @: what precedes it may be a password.
     """
-    value = node.get(key, str, default)
+    value = node.get(key, str) if default is None else node.get(key, str, default)
     parts = urlsplit(value.strip())
     shown = "" if "@" in value else f", got {value!r}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -293,8 +300,8 @@ def _url(node: Node, key: str, default: str | None = None, *, secret_free: bool 
     if secret_free and (parts.username is not None or parts.password is not None):
         raise node.error(
             key,
-            "a user name and password in the URL are refused (a URL gets logged and shown); "
-            f"remove them and give {_CREDENTIALS.get(node.where(key), 'them in their own keys')}",
+            "credentials in the URL are refused (URLs get logged and shown); remove them and "
+            f"give {_CREDENTIALS.get(node.where(key), 'them in their own keys')}",
         )
     try:
         port = parts.port  # a port that is not a number from 0 to 65535 raises
@@ -443,6 +450,7 @@ def _load_twilio(node: Node) -> TwilioConfig:
         previous_auth_token=node.get("previous_auth_token", str, "") or None,
         voice_language=node.get("voice_language", str, "en-GB"),
         voice=node.get("voice", str, "alice"),
+        settle=node.duration("settle", 10.0, 0.1, 3600.0),
     )
     if not (twilio.from_number or twilio.messaging_service_sid):
         raise node.error("from", "give the sending number (from) or messaging_service_sid")

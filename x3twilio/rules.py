@@ -19,7 +19,8 @@ from x3twilio.yamlnode import Node
 CHANNELS = ("sms", "email", "voice")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PARTNER_WORDS = ("supplier", "customer", "partner")
-_DUE = re.compile(r"^\s*(\w+)\s+(?:within\s+(\d+)\s+days?|(today))\s*$")
+_DUE = re.compile(r"^\s*(\w+)\s+(?:within\s+(\d{1,3})\s+days?|(today))\s*$")
+MAX_DUE_DAYS = 366
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,
@@ -228,7 +229,10 @@ def _load_due(spec: Node, source: Source) -> DueTrigger:
     name = match[1]
     if not source.knows(name) or source.kind_of(name) not in ("date", "datetime", "raw"):
         raise spec.error("due", f"{name!r} is not a date field of {source.name}")
-    return DueTrigger(name, int(match[2] or 0))
+    days = int(match[2] or 0)
+    if days > MAX_DUE_DAYS:
+        raise spec.error("due", f"expected at most {MAX_DUE_DAYS} days, got {days}")
+    return DueTrigger(name, days)
 
 
 def _load_conditions(node: Node, source: Source) -> tuple[Condition, ...]:

@@ -41,7 +41,7 @@ def read_text(path: Path, file: str) -> str:
     except OSError as exc:
         raise ConfigError(file, "", f"cannot read the configuration: {exc.strerror}") from None
     if len(data) > MAX_BYTES:
-        raise ConfigError(file, "", f"larger than {MAX_BYTES >> 10} KiB: not a configuration file")
+        raise ConfigError(file, "", f"larger than {MAX_BYTES >> 20} MiB: not a configuration file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -56,12 +56,17 @@ def read_text(path: Path, file: str) -> str:
 
 def load_yaml(text: str, file: str) -> Any:
     """safe_load, with duplicate keys, deep nesting and alias bombs refused."""
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text, file)  # refuses control characters at once
+    except yaml.YAMLError as exc:
+        raise _yaml_error(file, exc) from None
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        _Expansion(file).size(node, "")
+        expansion = _Expansion(file)
+        expansion.size(node, "")
+        loader.paths = expansion.paths
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise _yaml_error(file, exc) from None
@@ -72,9 +77,10 @@ def load_yaml(text: str, file: str) -> Any:
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that bounds nesting and reports values it cannot build at their place."""
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, file: str) -> None:
         super().__init__(stream)
-        self.depth = 0
+        self.file, self.depth = file, 0
+        self.paths: dict[int, str] = {}  # id(node) -> where it is, once composed
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self.depth += 1
@@ -94,8 +100,13 @@ class _StrictLoader(yaml.SafeLoader):
         try:
             return super().construct_object(node, deep)
         except (ValueError, TypeError, OverflowError) as exc:  # e.g. a date 2026-13-01
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read this value ({exc})", node.start_mark
+            mark = node.start_mark
+            reason = "more than 4300 digits" if "int_max_str_digits" in str(exc) else str(exc)
+            raise ConfigError(
+                self.file,
+                self.paths.get(id(node)) or f"line {mark.line + 1}, column {mark.column + 1}",
+                f"cannot read the value at line {mark.line + 1}, column {mark.column + 1} "
+                f"({reason})",
             ) from None
 
 
@@ -119,6 +130,7 @@ class _Expansion:
     def __init__(self, file: str) -> None:
         self.file = file
         self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, characters)
+        self.paths: dict[int, str] = {}  # id(node) -> the path it was first met at
         self.open: set[int] = set()
 
     def size(self, node: yaml.Node, path: str) -> tuple[int, int]:
@@ -128,6 +140,7 @@ class _Expansion:
         if id(node) in self.open:
             raise ConfigError(self.file, path or "(top level)", "an alias refers to its own parent")
         self.open.add(id(node))
+        self.paths[id(node)] = path
         values, chars = 1, len(node.value) if isinstance(node, yaml.ScalarNode) else 0
         if isinstance(node, yaml.SequenceNode):
             children = [(f"{path}[{i}]", item) for i, item in enumerate(node.value)]
@@ -150,7 +163,7 @@ class _Expansion:
                 self.file,
                 path or "(top level)",
                 f"expands to more than {MAX_VALUES:,} values or {MAX_CHARS >> 20} MiB of text "
-                "through aliases",
+                "(an alias counts each time it is used)",
             )
         self.sizes[id(node)] = (values, chars)
         return values, chars
@@ -166,7 +179,8 @@ class _Expansion:
                 raise ConfigError(
                     self.file,
                     _key_path(path, key),
-                    f"duplicate key (line {first[ident]} and line {line}); give it once",
+                    f"duplicate key (first at line {first[ident]}, again at line {line}); "
+                    "give it once",
                 )
             first[ident] = line
 
@@ -234,7 +248,7 @@ class Node:
         if key not in self.data or self.data[key] is None:
             return value
         if not (math.isfinite(value) and low <= value <= high):
-            shown = value if abs(value) < 1e15 else f"{value:.3g}"
+            shown = _count(value) if abs(value) < 1e15 else f"{value:.3g}"
             raise self.error(key, f"expected {_count(low)} to {_count(high)}, got {shown}")
         return value
 
@@ -278,7 +292,10 @@ def seconds_text(seconds: float) -> str:
 
 
 def _count(number: float) -> str:
-    return f"{number:,}" if float(number).is_integer() else f"{number:g}"
+    """1,000 for bounds, 0.5 for a rate, nan as nan."""
+    if not math.isfinite(number) or not float(number).is_integer():
+        return f"{number:g}"
+    return f"{int(number):,}" if abs(number) >= 10_000 else str(int(number))
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

@@ -16,11 +16,11 @@ from datetime import datetime
 from typing import Any
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError
 
 from x3twilio.config import SendGridConfig
 from x3twilio.errors import RemoteError
 from x3twilio.outbox import Notification
+from x3twilio.senders import Outcome, never_connected
 from x3twilio.transport import Retrier, retry_after
 
 MAIL_SEND = "/v3/mail/send"
@@ -33,6 +33,19 @@ class SendGridError(RemoteError):
     def __init__(self, message: str, *, maybe_sent: bool = False, **kwargs: Any) -> None:
         self.maybe_sent = maybe_sent
         super().__init__("SendGrid", message, **kwargs)
+
+    @property
+    def outcome(self) -> Outcome:
+        """What it means (see `Outcome`): a mail that may have gone is for a person."""
+        if self.maybe_sent:
+            return Outcome.UNCONFIRMED
+        if self.status in (401, 403):  # the key, or the sender identity
+            return Outcome.ACCOUNT
+        if self.status == 429:
+            return Outcome.LATER
+        if self.transient:  # no connection, or a 5xx: SendGrid accepted nothing
+            return Outcome.UNREACHABLE
+        return Outcome.REFUSED
 
 
 class SendGridSender:
@@ -115,7 +128,7 @@ class SendGridSender:
         raise self._refused(response)
 
     def _unanswered(self, n: Notification, exc: requests.RequestException) -> SendGridError:
-        if _never_connected(exc):
+        if never_connected(exc):
             return SendGridError(f"cannot connect to {self.url}: {str(exc)[:160]}", transient=True)
         if isinstance(exc, requests.Timeout):
             return _unconfirmed(n, f"no answer within {self.config.timeout:g}s")
@@ -147,15 +160,6 @@ def as_html(text: str) -> str:
     """Plain text as minimal HTML: one escaped <p> per paragraph, <br> for line breaks."""
     paragraphs = [p.strip("\n") for p in _PARAGRAPHS.split(text.strip()) if p.strip()]
     return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
-
-
-def _never_connected(exc: requests.RequestException) -> bool:
-    """Whether the request certainly never reached SendGrid (so a retry is safe)."""
-    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    # urllib3 wraps a refused or unresolvable connection (NewConnectionError is one)
-    return isinstance(exc, requests.ConnectionError) and isinstance(reason, ConnectTimeoutError)
 
 
 def _unconfirmed(n: Notification, what: str) -> SendGridError:

@@ -6,6 +6,16 @@ exact error bodies and codes, list filters and paging, injected faults, and the
 concurrency limit. It also plays Twilio's side of the webhooks: signed status
 callbacks, incoming messages and calls with their recording and transcription
 callbacks. Wire-level details follow shared/reference/TWILIO.md.
+
+Faults (`faults.add(kind, match, skip=, times=, delay=)`): an HTTP status ("429", "500",
+...), "error:<code>" (Twilio's answer for that error code), "html", "garbage", "timeout"
+(the request is processed `delay` seconds after it arrived, whatever the client does),
+"late" (the client gets no answer; the request is processed `delay` seconds after the
+client gave up and closed the connection, so the message or call appears in the list
+after the client stopped waiting), "reset" (processed, then the connection is reset) and
+"reset_before" (reset, nothing processed). `wait_settled()` waits for the delayed ones.
+`account_status = "suspended"` (or "closed") refuses the account's credentials with 401
+and 20003, as Twilio documents for such an account.
 """
 
 from __future__ import annotations
@@ -13,9 +23,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import json
 import random
 import re
+import select
+import socket
 import threading
 import time
 import uuid
@@ -33,6 +46,7 @@ import requests
 from x3twilio.segments import segment_info
 from x3twilio.signature import compute_signature
 from x3twilio.simulators import (
+    SOCKET_KEY,
     Fault,
     Faults,
     StartResponse,
@@ -58,6 +72,7 @@ ERROR_TEXT: dict[int, str] = {
     20001: "Invalid parameter: {detail}",
     20003: "Authenticate",
     20004: "Method not allowed",
+    20005: "Account not active",
     20008: "Resource not accessible with Test Account Credentials",
     20404: "The requested resource {path} was not found",
     20429: "Too Many Requests",
@@ -94,10 +109,12 @@ ERROR_TEXT: dict[int, str] = {
     21614: "'To' number {to} is not a valid mobile number",
     21617: "The concatenated message body exceeds the 1600 character limit.",
     21701: "The Messaging Service Sid {msid} is invalid.",
+    21705: "The Messaging Service Sid {msid} is invalid.",
     30400: "Parameters are not valid",
     30409: "This message cannot be canceled",
 }
-ERROR_STATUS = {20003: 401, 20004: 405, 20008: 403, 20404: 404, 20429: 429}
+# 20005's HTTP status is not documented (TWILIO.md has no 20005): 401, like 20003.
+ERROR_STATUS = {20003: 401, 20004: 405, 20005: 401, 20008: 403, 20404: 404, 20429: 429}
 ERROR_STATUS |= {20500: 500, 20503: 503}
 ERROR_DETAIL = {20003: "Your AccountSid or AuthToken was incorrect."}
 STATUS_CODES = {401: 20003, 429: 20429, 500: 20500, 503: 20503}
@@ -162,6 +179,9 @@ MAGIC_BUY_NUMBER = {"+15005550000": 21422, "+15005550001": 21421}
 TERMINAL = {"delivered", "undelivered", "failed", "canceled", "read"}
 CANCELABLE = {"scheduled", "queued", "accepted"}
 PRIVATE_KEYS = ("test", "status_callback", "validity_period")
+ACCOUNT_STATUSES = ("active", "suspended", "closed")  # the Account resource's enum (OAI)
+ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
+LATE_LIMIT = 60.0  # seconds a "late" request waits at most for the client to give up
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
 
@@ -784,6 +804,7 @@ class TwilioSimulator:
         self.auto_callbacks = False
         self.callback_delay = 0.2  # seconds before auto_callbacks delivers
         self.hold_sending = False  # keep messages queued until deliver_callbacks
+        self.account_status = "active"  # "suspended" or "closed": its credentials get 20003
         self.messages: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
         self.inbound: list[dict[str, Any]] = []
@@ -793,6 +814,8 @@ class TwilioSimulator:
         self._lock = threading.RLock()
         self._gate = threading.Lock()
         self._in_flight = 0
+        self._delayed = 0  # "timeout" and "late" requests not processed yet
+        self._settled = threading.Condition()
         self._visible: dict[str, dict[str, Any]] = {}  # sid -> resource the API can see
         self._sent: dict[str, dict[str, Any]] = {}  # sid -> every accepted message
         self._pending: list[PendingCallback] = []
@@ -835,21 +858,57 @@ class TwilioSimulator:
         fault = self.faults.pick(environ["REQUEST_METHOD"], request_target(environ))
         if fault and fault.kind == "reset_before":
             raise abort_connection(environ)
+        if fault and fault.kind == "late":
+            raise self._late(environ, fault.delay)
         canned = fault_reply(fault)
         if canned:
             return canned
         if not self._admit():
             return Reply.error(ApiError(20429))
+        delay = fault.delay if fault and fault.kind == "timeout" else None
         try:
+            if delay is not None:
+                self._delaying(+1)
             sleep_ms(self.latency_ms)
-            if fault and fault.kind == "timeout":
-                time.sleep(fault.delay)  # the client gives up; the work still happens
+            if delay is not None:
+                time.sleep(delay)  # the client gives up; the work still happens
             reply = self._serve(environ)
         finally:
             self._release()
+            if delay is not None:
+                self._delaying(-1)
         if fault and fault.kind == "reset":
             raise abort_connection(environ)  # accepted, but the answer never arrives
         return reply._replace(headers=reply.headers + self._response_headers())
+
+    def _late(self, environ: dict[str, Any], delay: float) -> ConnectionAbortedError:
+        """Answer nothing; process the request `delay` seconds after the client gave up.
+
+        The client's request is read whole, then the connection is watched until the
+        client closes it (its timeout); only then, and `delay` seconds later, is the
+        message or call created, as a Twilio that finishes a slow create would.
+        """
+        self._delaying(+1)
+        try:
+            raw = environ["wsgi.input"]
+            environ["wsgi.input"] = io.BytesIO(read_body(environ))
+            _wait_until_closed(environ[SOCKET_KEY], LATE_LIMIT)
+            time.sleep(delay)
+            self._serve(environ)
+            environ["wsgi.input"] = raw
+        finally:
+            self._delaying(-1)
+        return abort_connection(environ)
+
+    def _delaying(self, change: int) -> None:
+        with self._settled:
+            self._delayed += change
+            self._settled.notify_all()
+
+    def wait_settled(self, timeout: float = 30.0) -> bool:
+        """Wait until every "timeout" and "late" request has been processed (or `timeout`)."""
+        with self._settled:
+            return self._settled.wait_for(lambda: self._delayed == 0, timeout)
 
     def _admit(self) -> bool:
         with self._gate:
@@ -906,6 +965,8 @@ class TwilioSimulator:
         owner = self._credentials.get((user, secret))
         if scheme.lower() != "basic" or owner is None or owner != account:
             raise ApiError(20003)
+        if owner == self.account_sid and self.account_status != "active":
+            raise ApiError(20003)  # Twilio's 20003 page: "Account is suspended or closed"
         return owner == self.test_account_sid
 
     @staticmethod
@@ -966,6 +1027,10 @@ class TwilioSimulator:
             return
         if fields.msid and fields.msid != self.messaging_service_sid:
             raise ApiError(21701, msid=fields.msid)
+        if fields.from_ and not (
+            E164.fullmatch(fields.from_) or ALPHANUMERIC_SENDER.fullmatch(fields.from_)
+        ):
+            raise ApiError(21212, from_=fields.from_)
         if fields.from_ and fields.from_ not in self._owned_numbers():
             raise ApiError(21606, from_=fields.from_)
 
@@ -1081,7 +1146,7 @@ class TwilioSimulator:
             raise ApiError(MAGIC_CALL_TO[to], to=to)
         allowed = MAGIC_CALL_FROM.get(from_, 21210) if test else 0
         if not test and from_ not in self._owned_numbers():
-            allowed = 21210
+            allowed = 21210 if E164.fullmatch(from_) else 21212
         if allowed:
             raise ApiError(allowed, from_=from_)
 
@@ -1322,6 +1387,17 @@ class TwilioSimulator:
         self.faults.clear()
         return Reply(204)
 
+    def _ctl_account(self, options: dict[str, Any]) -> Reply:
+        status = str(options["status"])
+        if status not in ACCOUNT_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(ACCOUNT_STATUSES)}")
+        self.account_status = status
+        return Reply(200, {"status": status})
+
+    def _ctl_settle(self, options: dict[str, Any]) -> Reply:
+        settled = self.wait_settled(float(options.get("timeout", 30)))
+        return Reply(200, {"settled": settled, "messages": len(self.messages)})
+
     def _ctl_latency(self, options: dict[str, Any]) -> Reply:
         self.latency_ms = float(options["ms"])
         return Reply(200, {"ms": self.latency_ms})
@@ -1360,6 +1436,8 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[TwilioSimulator, dict[str, Any]]
     ("POST", "/_sim/faults"): TwilioSimulator._ctl_add_fault,
     ("DELETE", "/_sim/faults"): TwilioSimulator._ctl_clear_faults,
     ("POST", "/_sim/latency"): TwilioSimulator._ctl_latency,
+    ("POST", "/_sim/account"): TwilioSimulator._ctl_account,
+    ("POST", "/_sim/settle"): TwilioSimulator._ctl_settle,
     ("POST", "/_sim/opt-out"): TwilioSimulator._ctl_opt_out,
     ("POST", "/_sim/unreachable"): TwilioSimulator._ctl_unreachable,
     ("POST", "/_sim/callbacks/deliver"): TwilioSimulator._ctl_deliver,
@@ -1370,8 +1448,10 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[TwilioSimulator, dict[str, Any]]
 
 def fault_reply(fault: Fault | None) -> Reply | None:
     """The canned answer of a fault that replaces processing; None to process."""
-    if fault is None or fault.kind in ("timeout", "reset", "reset_before"):
+    if fault is None or fault.kind in ("timeout", "late", "reset", "reset_before"):
         return None
+    if fault.kind.startswith("error:"):  # Twilio's own answer for one error code
+        return Reply.error(ApiError(int(fault.kind.partition(":")[2])))
     if fault.kind == "html":  # a proxy's error page instead of JSON
         page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
         return Reply(502, page, "text/html")
@@ -1382,3 +1462,17 @@ def fault_reply(fault: Fault | None) -> Reply | None:
         error = ApiError(STATUS_CODES.get(status, status))
         return Reply(status, error.body() | {"status": status})
     return None
+
+
+def _wait_until_closed(sock: socket.socket, limit: float) -> None:
+    """Block until the peer closes `sock` (or `limit` seconds pass)."""
+    deadline = time.monotonic() + limit
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            readable, _, _ = select.select([sock], [], [], left)
+            if readable and not sock.recv(1, socket.MSG_PEEK):
+                return  # end of stream: the client gave up
+        except OSError:
+            return
+        if readable:
+            time.sleep(0.01)  # data we do not read (not expected): keep watching
