@@ -275,6 +275,7 @@ def test_the_quiet_flag_prints_nothing_on_success(env):
 
 def test_twilio_down_exits_69_and_keeps_the_notification_queued(env):
     approve_one_fr001_order(env)
+    env.configure(rules=ONLY_PO_APPROVED, twilio={"settle": "2s"})  # the simulator lists at once
     env.twilio.faults.add("500", match="Messages.json", times=0)
     env.run("poll", expect=69)
     env.twilio.faults.clear()

@@ -18,7 +18,7 @@ def sent_records(env) -> list[dict]:
 @pytest.mark.parametrize("fault", ["reset", "timeout"])
 def test_an_ambiguous_send_is_looked_up_in_twilio_not_sent_again(env, fault):
     order = approve_one_fr001_order(env)
-    env.configure(rules=ONLY_PO_APPROVED, twilio={"timeout": "0.5s"})
+    env.configure(rules=ONLY_PO_APPROVED, twilio={"timeout": "0.5s", "settle": "2s"})
     env.twilio.faults.add(fault, match=MESSAGES, delay=1.5)  # Twilio accepts it, then...
     env.run("poll")
     (message,) = env.twilio.messages
@@ -29,6 +29,7 @@ def test_an_ambiguous_send_is_looked_up_in_twilio_not_sent_again(env, fault):
 
 def test_a_crash_between_accepted_and_recorded_is_reconciled_on_the_next_run(env):
     approve_one_fr001_order(env)
+    env.configure(rules=ONLY_PO_APPROVED, twilio={"settle": "2s"})  # the simulator lists at once
     env.twilio.faults.add("reset", match="Messages.json", times=0)  # every answer is lost
     env.run("poll", expect=69)  # Twilio looked unreachable: the run stops
     assert len(env.twilio.messages) >= 1  # but it had accepted the message
@@ -47,7 +48,9 @@ def test_a_429_burst_is_retried_and_sent_once(env):
 
 def test_a_notification_older_than_max_age_expires_instead_of_retrying(env):
     approve_one_fr001_order(env)
-    env.configure(rules=ONLY_PO_APPROVED, retry={"max_age": "1s", "attempts": 1})
+    env.configure(
+        rules=ONLY_PO_APPROVED, retry={"max_age": "1s", "attempts": 1}, twilio={"settle": "1s"}
+    )
     env.twilio.faults.add("500", match=MESSAGES, times=0)
     env.run("poll", expect=69)
     env.twilio.faults.clear()
