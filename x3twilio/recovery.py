@@ -7,39 +7,48 @@ directory that has forgotten what its own audit trail remembers is stopped.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from x3twilio.audit import read_records
+from x3twilio.audit import audit_files, read_records
 from x3twilio.errors import StateError
 from x3twilio.outbox import Notification, Outbox
 from x3twilio.sources import Source, parse_stamp, stamp_literal
 from x3twilio.state import Watermarks
 
+_SENT = b'"event":"notification.sent"'  # as audit.py writes it (compact separators)
 
-@dataclass
-class _History:
-    """What the audit trail says happened: read once, only when state looks lost."""
 
-    sent: bool = False
-    last_run: dict[str, str] = field(default_factory=dict)  # source -> last poll start
+def _sent_before(state_dir: Path) -> bool:
+    """Whether the audit trail records any send: a byte search, newest segment first, so
+    a quiet installation's every poll does not parse its whole trail."""
+    for path in reversed(audit_files(state_dir)):
+        try:
+            with (
+                path.open("rb") as handle,
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
+            ):
+                if data.find(_SENT) >= 0:
+                    return True
+        except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
+            continue
+    return False
 
-    @classmethod
-    def of(cls, state_dir: Path, this_run: str) -> _History:
-        history = cls()
-        for rec in read_records(state_dir):
-            event = rec.get("event")
-            if rec.get("run_id") == this_run:
-                continue
-            if event == "notification.sent":
-                history.sent = True
-            elif event == "run.started" and rec.get("command") == "poll":
-                for name in rec.get("sources") or ():
-                    history.last_run[str(name)] = str(rec.get("ts"))
-        return history
+
+def _last_polls(state_dir: Path, this_run: str) -> dict[str, str]:
+    """When each source was last polled, by the audit trail (read only when a watermark
+    is missing)."""
+    last: dict[str, str] = {}
+    for rec in read_records(state_dir):
+        poll = rec.get("event") == "run.started" and rec.get("command") == "poll"
+        if poll and rec.get("run_id") != this_run:
+            for name in rec.get("sources") or ():
+                last[str(name)] = str(rec.get("ts"))
+    return last
 
 
 def check_state(
@@ -52,22 +61,20 @@ def check_state(
 ) -> None:
     """Stop (StateError, exit 74) when the outbox or a watermark was lost while the audit
     trail or the outbox shows history: polling on would send again, or skip changes."""
-    history: _History | None = None
-    if outbox.is_empty():
-        history = _History.of(state_dir, this_run)
-        if history.sent:
-            raise StateError(
-                f"the outbox {outbox.path} is missing or empty, but the audit trail shows "
-                "notifications already sent: polling now could send them again. Run "
-                "`x3twilio state rebuild` (it restores them from the audit trail), then poll"
-            )
+    if outbox.is_empty() and _sent_before(state_dir):
+        raise StateError(
+            f"the outbox {outbox.path} is missing or empty, but the audit trail shows "
+            "notifications already sent: polling now could send them again. Run "
+            "`x3twilio state rebuild` (it restores them from the audit trail), then poll"
+        )
+    polls: dict[str, str] | None = None
     for source in sources:
         if watermarks.get(source.name) is not None:
             continue
         last = outbox.remembers(source.name)
         if last is None:
-            history = history or _History.of(state_dir, this_run)
-            last = history.last_run.get(source.name)
+            polls = _last_polls(state_dir, this_run) if polls is None else polls
+            last = polls.get(source.name)
         if last is not None:
             since = stamp_literal(parse_stamp(last) - timedelta(seconds=lookback))
             raise StateError(
