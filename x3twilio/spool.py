@@ -42,7 +42,6 @@ from x3twilio.errors import StateError
 from x3twilio.state import ensure_dir, fsync_dir
 
 INBOX = "inbox"
-FOLDERS = ("tmp", "new", "cur", "done", "failed", "quarantine", "keys")
 ROUTES = ("sms", "voice", "recording", "transcription", "status")
 VERSION = 2
 
