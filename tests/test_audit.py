@@ -261,10 +261,10 @@ def test_a_long_table_is_printed_in_blocks_with_one_header(trail, monkeypatch):
 # -- summary and story ----------------------------------------------------------------------
 
 
-def test_summary_counts_rule_by_status_and_the_delivery_rate(trail):
+def test_summary_counts_each_notification_once_by_its_latest_state(trail):
     result = summary(query(trail, Filters()))
-    assert result.outcomes["po-approved"] == {"queued": 1, "failed": 1, "sent": 1, "skipped": 1}
-    assert result.outcomes["invoice-due-soon"] == {"queued": 1, "failed": 1}
+    assert result.outcomes["po-approved"] == {"sent": 1, "skipped": 1}  # PO1 failed, then sent
+    assert result.outcomes["invoice-due-soon"] == {"failed": 1}  # queued, then failed
     assert result.delivery == {"po-approved": {"delivered": 1}}
     assert result.rate("po-approved") == 1.0
     assert result.rate("invoice-due-soon") is None  # nothing sent
@@ -285,6 +285,39 @@ def test_delivery_rate_is_delivered_over_sent(tmp_path):
     notify(log, "notification.status", "PO1", status="undelivered")
     notify(log, "notification.status", "PO2", status="sent")  # on its way, not delivered
     assert summary(query(tmp_path, Filters())).rate("po-approved") == 0.25
+
+
+def test_a_reply_logged_after_a_failure_counts_once_and_email_has_no_receipts(tmp_path):
+    clock = Clock()
+    log = AuditLog(tmp_path, "run-1", clock)
+    for n in range(6):  # six reminders, each queued then sent by email
+        notify(log, "notification.queued", f"INV{n}", rule="invoice-mail", channel="email")
+        clock.tick(seconds=1)
+        notify(log, "notification.sent", f"INV{n}", rule="invoice-mail", channel="email")
+    reply(log, "inbound.failed", "SM9", SUPPLIER, "failed")
+    clock.tick(seconds=1)
+    reply(log, "inbound.logged", "SM9", SUPPLIER, "logged")
+    log.close()
+    result = summary(query(tmp_path, Filters()))
+    assert result.outcomes == {"invoice-mail": {"sent": 6}}
+    assert result.inbound == {"logged": 1}
+    assert result.rate("invoice-mail") is None
+    assert result.as_dict()["rules"]["invoice-mail"]["delivery"] is None
+    screen = console()
+    render_summary(result, screen)
+    (row,) = (line for line in screen.file.getvalue().splitlines() if "invoice-mail" in line)
+    assert row.split()[1:] == ["0", "0", "6", "0", "—", "—", "—", "—"]
+
+
+def test_partner_filter_finds_what_was_sent_to_a_partner_and_its_replies(tmp_path):
+    log = AuditLog(tmp_path, "run-1", Clock())
+    notify(log, "notification.sent", "PO1", partner="BPSUPPLIER:FR001")
+    notify(log, "notification.sent", "PO2", partner="BPSUPPLIER:FR0011")  # a longer code
+    reply(log, "inbound.logged", "SM9", SUPPLIER, "logged", matched="BPSUPPLIER:FR001")
+    reply(log, "inbound.received", "SM8", UNKNOWN, "unmatched", matched=None)
+    log.close()
+    found = [(r["event"], r["id"]) for r in query(tmp_path, Filters(partner="FR001"))]
+    assert found == [("notification.sent", "po-approved:PO1"), ("inbound.logged", "SM9")]
 
 
 def test_story_tells_one_record_in_time_order(trail, tmp_path):

@@ -58,3 +58,27 @@ def test_a_hostile_reply_is_text_in_the_terminal_table_and_defused_in_csv(env, s
         for row in rows
         for cell in row.values()
     )
+
+
+def test_audit_by_partner_newest_first_and_relative_times(env):
+    env.configure(rules=ONLY_PO_APPROVED)
+    env.run("poll", "--since", HISTORY, expect=1)
+    trail = env.audit()
+
+    def lines(*args: str) -> list[dict]:
+        out = env.run("audit", "--format", "json", *args).stdout
+        return [json.loads(line) for line in out.splitlines()]
+
+    about = lines("--partner", "FR001")
+    assert about and all(r["partner"] == "BPSUPPLIER:FR001" for r in about)
+    assert {r["event"] for r in about} >= {"notification.queued", "notification.sent"}
+    assert lines("--partner", "BPSUPPLIER:FR001") == about
+    assert lines("--partner", "NOBODY") == []
+
+    assert lines("--last", "3") == trail[::-1][:3]  # newest first
+    assert lines("--last", "2", "--partner", "FR001") == about[::-1][:2]
+
+    assert lines("--since", "1h") == trail == lines("--since", "yesterday")
+    assert lines("--until", "1h") == []
+    refused = env.run("audit", "--since", "last week", expect=2).stderr
+    assert "today, yesterday or a time ago such as 2h" in refused

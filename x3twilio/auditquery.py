@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from x3twilio.audit import SCHEMA_VERSION, audit_files, encode_record, iso_ms
 from x3twilio.errors import StateError
@@ -67,6 +67,7 @@ class Filters:
     status: str | None = None
     event: str | None = None  # "notification.failed" or "failed"; a family: "inbound", "run.*"
     ids: tuple[str, ...] = ()  # the idempotency key (`id`) or the provider's id
+    partner: str | None = None  # a supplier's or customer's code, or CLASS:CODE
     _span: tuple[str, str] = field(init=False, repr=False, compare=False)
     _event: tuple[str, bool] = field(init=False, repr=False, compare=False)
 
@@ -93,6 +94,7 @@ class Filters:
             and (self.record is None or about(rec, self.record))
             and (self.phone is None or self.phone in (rec.get("to"), rec.get("from")))
             and (not self.ids or rec.get("id") in self.ids or rec.get("provider_id") in self.ids)
+            and (self.partner is None or of_partner(rec, self.partner))
         )
 
     def _event_matches(self, event: Any) -> bool:
@@ -122,6 +124,14 @@ def about(rec: dict[str, Any], key: str) -> bool:
     )
 
 
+def of_partner(rec: dict[str, Any], code: str) -> bool:
+    """Sent to that supplier or customer (`partner`), or a reply logged on it (`matched`)."""
+    return any(
+        isinstance(value, str) and (value == code or value.endswith(":" + code))
+        for value in (rec.get("partner"), rec.get("matched"))
+    )
+
+
 @dataclass(frozen=True)
 class _Plan:
     """Filters compiled to byte tests that never reject a line the exact test would keep."""
@@ -141,6 +151,8 @@ class _Plan:
             groups.append(_forms(f.record, start=1))  # also matches "CLASS:KEY"
         if f.phone is not None:
             groups.append(_forms(f.phone))
+        if f.partner is not None:
+            groups.append(_forms(f.partner, start=1))  # also matches "CLASS:CODE"
         if f.rule is not None:
             groups.append(_forms(f.rule, "rule"))
         if f.status is not None:
@@ -188,6 +200,14 @@ def query_lines(state_dir: Path, filters: Filters, limit: int | None = None) -> 
     return _select(state_dir, filters, limit, raw=True)
 
 
+_T = TypeVar("_T")
+
+
+def newest(records: Iterable[_T], count: int) -> list[_T]:
+    """The last `count` of `records`, newest first, holding only those in memory."""
+    return list(reversed(deque(records, maxlen=count)))
+
+
 def _select(state_dir: Path, filters: Filters, limit: int | None, raw: bool) -> Iterator[Any]:
     plan = _Plan.of(filters)
     left = -1 if limit is None else max(limit, 0)  # -1: no limit
@@ -228,7 +248,7 @@ def _exact(f: Filters) -> Callable[[dict[str, Any]], bool]:
         for key in ("status", "rule", "source")
         if getattr(f, key) is not None
     ]
-    if f.since or f.until or f.event or f.record or f.phone or f.ids:
+    if f.since or f.until or f.event or f.record or f.phone or f.ids or f.partner:
         checks.append(f.matches)
     if len(checks) == 1:
         return checks[0]
@@ -418,20 +438,35 @@ def story(state_dir: Path, record_key: str) -> list[dict[str, Any]]:
 
 OUTCOMES = ("queued", "skipped", "sent", "failed")
 DELIVERY = ("delivered", "undelivered", "failed")
+RECEIPTLESS = frozenset({"email"})  # no delivery receipt can arrive: shown as "—"
+
+
+@dataclass
+class _Latest:
+    """One notification or reply as the trail last saw it."""
+
+    ts: str = ""
+    status: str = ""
+    delivery_ts: str = ""
+    delivery: str = ""
+    channel: str = ""
 
 
 @dataclass
 class Summary:
-    """Record counts per rule: outcomes by status, delivery statuses, and inbound by status."""
+    """Per rule, each notification counted once by its latest state; replies likewise."""
 
-    outcomes: dict[str, Counter[str]] = field(default_factory=dict)  # notification.* events
-    delivery: dict[str, Counter[str]] = field(default_factory=dict)  # notification.status
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)  # latest notification.*
+    delivery: dict[str, Counter[str]] = field(default_factory=dict)  # latest delivery status
     inbound: Counter[str] = field(default_factory=Counter)
+    receiptless: set[str] = field(default_factory=set)  # rules whose channel has no receipts
 
     def rate(self, rule: str) -> float | None:
-        """Delivered / sent for one rule; None when nothing was sent."""
+        """Delivered / sent for one rule; None when nothing was sent or no receipt can come."""
         sent = self.outcomes.get(rule, Counter())["sent"]
-        return self.delivery.get(rule, Counter())["delivered"] / sent if sent else None
+        if not sent or rule in self.receiptless:
+            return None
+        return self.delivery.get(rule, Counter())["delivered"] / sent
 
     @property
     def rules(self) -> list[str]:
@@ -444,7 +479,9 @@ class Summary:
             "rules": {
                 rule: {
                     "counts": dict(self.outcomes.get(rule, {})),
-                    "delivery": dict(self.delivery.get(rule, {})),
+                    "delivery": None
+                    if rule in self.receiptless
+                    else dict(self.delivery.get(rule, {})),
                     "delivery_rate": self.rate(rule),
                 }
                 for rule in self.rules
@@ -454,16 +491,33 @@ class Summary:
 
 
 def summary(records: Iterable[dict[str, Any]]) -> Summary:
-    """Count records by rule and status; a notification failing twice counts twice."""
-    result = Summary()
+    """Count each notification and each reply once, by the latest state the trail shows."""
+    notes: dict[tuple[str, str], _Latest] = {}
+    replies: dict[str, _Latest] = {}
     for rec in records:
         event, status = str(rec.get("event", "")), str(rec.get("status", ""))
+        ts, ident = str(rec.get("ts", "")), str(rec.get("id") or rec.get("record") or "")
         if event.startswith("inbound."):
-            result.inbound[status] += 1
-        elif event == "notification.status":
-            result.delivery.setdefault(str(rec.get("rule", "")), Counter())[status] += 1
+            latest = replies.setdefault(ident or f"#{len(replies)}", _Latest())
+            if ts >= latest.ts:
+                latest.ts, latest.status = ts, status
         elif event.startswith("notification."):
-            result.outcomes.setdefault(str(rec.get("rule", "")), Counter())[status] += 1
+            latest = notes.setdefault((str(rec.get("rule", "")), ident), _Latest())
+            latest.channel = latest.channel or str(rec.get("channel", ""))
+            if event == "notification.status":
+                if ts >= latest.delivery_ts:
+                    latest.delivery_ts, latest.delivery = ts, status
+            elif ts >= latest.ts:
+                latest.ts, latest.status = ts, status
+    result = Summary()
+    for (rule, _), latest in notes.items():
+        if latest.status:
+            result.outcomes.setdefault(rule, Counter())[latest.status] += 1
+        if latest.delivery:
+            result.delivery.setdefault(rule, Counter())[latest.delivery] += 1
+        if latest.channel in RECEIPTLESS:
+            result.receiptless.add(rule)
+    result.inbound.update(latest.status for latest in replies.values())
     return result
 
 
@@ -635,7 +689,7 @@ def render_table(records: Iterable[dict[str, Any]], console: Console) -> None:
 
 
 def render_summary(result: Summary, console: Console) -> None:
-    """Per rule: outcome counts, delivery statuses and the delivery rate; then replies."""
+    """Per rule: notifications by latest state, delivery statuses and rate; then replies."""
     extra = sorted({s for c in result.outcomes.values() for s in c} - set(OUTCOMES))
     table = _table()
     table.add_column("rule", no_wrap=True)
@@ -644,12 +698,12 @@ def render_summary(result: Summary, console: Console) -> None:
     for rule in result.rules:
         done, delivery = result.outcomes.get(rule, Counter()), result.delivery.get(rule, Counter())
         rate = result.rate(rule)
-        table.add_row(
-            *texts(rule or "-"),
-            *(str(done[s]) for s in (*OUTCOMES, *extra)),
-            *(str(delivery[s]) for s in DELIVERY),
-            "-" if rate is None else f"{rate:.1%}",
+        receipts = (
+            ["—"] * (len(DELIVERY) + 1)
+            if rule in result.receiptless
+            else [*(str(delivery[s]) for s in DELIVERY), "-" if rate is None else f"{rate:.1%}"]
         )
+        table.add_row(*texts(rule or "-"), *(str(done[s]) for s in (*OUTCOMES, *extra)), *receipts)
     if result.rules:
         console.print(table)
     else:

@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,16 +215,29 @@ def poll(app: App, dry_run: bool, sources: tuple[str, ...], since: str | None) -
 
 
 def _iso_time(text: str | None, option: str = "--since") -> datetime | None:
+    """An ISO 8601 time or date (UTC), `today`, `yesterday`, or a time ago such as 2h or 3d."""
     if text is None:
         return None
     from x3twilio.sources import parse_stamp
+    from x3twilio.yamlnode import seconds_in
 
+    now = datetime.now(UTC)
+    days_back = {"today": 0, "yesterday": 1}.get(text.strip().lower())
+    if days_back is not None:
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight - timedelta(days=days_back)
+    ago = seconds_in(text)
+    if ago is not None:
+        return now - timedelta(seconds=ago)
     if "T" not in text:
         text += "T00:00:00"  # a date alone: from midnight UTC
     try:
         return parse_stamp(text if text[-1:] in "Zz" or "+" in text else text + "Z")
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=option) from None
+        raise click.BadParameter(
+            f"{text!r} is not an ISO 8601 time, today, yesterday or a time ago such as 2h",
+            param_hint=option,
+        ) from None
 
 
 def _summary(report: RunReport) -> str:
@@ -614,17 +627,26 @@ def explain(app: App, source: str, key: str) -> None:
     config = app.config()
     if source not in config.sources:
         raise click.BadParameter(f"unknown source {source!r}", param_hint="SOURCE")
-    for line in explain_record(config, source, key):
+    try:
+        lines = explain_record(config, source, key)
+    except LookupError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="KEY") from None
+    for line in lines:
         click.echo(line)
 
 
 @cli.command()
-@click.option("--since", metavar="ISO8601", help="Records at or after this UTC time.")
-@click.option("--until", metavar="ISO8601", help="Records before this UTC time.")
+@click.option(
+    "--since", metavar="WHEN", help="At or after: ISO 8601 (UTC), today, yesterday, or 2h, 3d ago."
+)
+@click.option("--until", metavar="WHEN", help="Before this time (as --since).")
 @click.option("--rule", help="Only this rule.")
 @click.option("--source", help="Only this source.")
 @click.option("--record", metavar="KEY", help="One X3 record's whole story.")
 @click.option("--to", "--from", "phone", metavar="PHONE", help="Sent to or received from.")
+@click.option(
+    "--partner", metavar="CODE", help="About this supplier or customer (sent to, or replied)."
+)
 @click.option("--status", help="e.g. failed, sent, delivered, logged.")
 @click.option("--event", help="e.g. notification.failed, failed, inbound.")
 @click.option(
@@ -634,7 +656,10 @@ def explain(app: App, source: str, key: str) -> None:
     default="table",
     show_default=True,
 )
-@click.option("--limit", type=int, help="At most this many records.")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many records.")
+@click.option(
+    "--last", type=click.IntRange(min=1), metavar="N", help="The newest N records, newest first."
+)
 @click.option("--summary", is_flag=True, help="Counts by rule and status, delivery rate.")
 @click.pass_obj
 def audit(
@@ -645,10 +670,12 @@ def audit(
     source: str | None,
     record: str | None,
     phone: str | None,
+    partner: str | None,
     status: str | None,
     event: str | None,
     fmt: str,
     limit: int | None,
+    last: int | None,
     summary: bool,
 ) -> None:
     """Query the audit trail: table, JSON lines or CSV; a summary; one record's story.
@@ -657,7 +684,8 @@ def audit(
     Example:
       x3twilio audit --status failed --since 2026-11-01T00:00:00Z
       x3twilio audit --record POFR0110113
-      x3twilio audit --summary
+      x3twilio audit --partner FR001 --last 20
+      x3twilio audit --summary --since yesterday
     """
     from x3twilio import auditquery as aq
     from x3twilio.phones import to_e164
@@ -673,8 +701,11 @@ def audit(
         phone=(to_e164(phone, config.region) or phone) if phone else None,
         status=status,
         event=event,
+        partner=partner,
     )
-    if summary:
+    if last is not None:
+        _render_newest(state_dir, filters, last, fmt)
+    elif summary:
         totals = aq.summary(aq.query(state_dir, filters))
         if fmt == "json":
             click.echo(json.dumps(totals.as_dict()))
@@ -684,10 +715,21 @@ def audit(
         aq.render_json(aq.query_lines(state_dir, filters, limit), sys.stdout.buffer)
     elif fmt == "csv":
         aq.render_csv(aq.query(state_dir, filters, limit), sys.stdout)
-    elif record and not any((since, until, rule, source, phone, status, event)):
+    elif record and not any((since, until, rule, source, phone, partner, status, event)):
         aq.render_story(aq.story(state_dir, record), _console(), record)
     else:
         aq.render_table(aq.query(state_dir, filters, limit), _console())
+
+
+def _render_newest(state_dir: Path, filters: Any, count: int, fmt: str) -> None:
+    from x3twilio import auditquery as aq
+
+    if fmt == "json":
+        aq.render_json(aq.newest(aq.query_lines(state_dir, filters), count), sys.stdout.buffer)
+    elif fmt == "csv":
+        aq.render_csv(aq.newest(aq.query(state_dir, filters), count), sys.stdout)
+    else:
+        aq.render_table(aq.newest(aq.query(state_dir, filters), count), _console())
 
 
 def _console() -> Any:

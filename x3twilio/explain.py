@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
 from x3twilio.config import Config
-from x3twilio.errors import X3Error
 from x3twilio.outbox import Outbox
 from x3twilio.sources import decode, stamped
 from x3twilio.transport import Retrier, make_session
@@ -16,11 +19,11 @@ def explain(config: Config, source_name: str, key: str) -> list[str]:
     client = make_client(config.x3, make_session(), Retrier(config.retry))
     raw = client.details(source.x3_class, key, source.representation)
     if raw is None:
-        raise X3Error(f"{source.x3_class} {key} does not exist")
+        raise LookupError(f"{source.x3_class} {key} does not exist in X3")
     record = decode(source, stamped(source, raw))
     today = client.server_time(source).date()
     lines = [f"{source.name} {record.key} (changed {record.stamp})"]
-    lines += [f"  {name} = {value!r}" for name, value in record.values.items()]
+    lines += [f"  {name} = {shown(value)}" for name, value in record.values.items()]
     for rule in (r for r in config.rules if r.source == source_name):
         verdict = "matches" if rule.matches(record, today) else "does not match"
         lines.append(f"rule {rule.name}: {verdict}")
@@ -28,13 +31,13 @@ def explain(config: Config, source_name: str, key: str) -> list[str]:
             ok = rule.due.holds(record, today)
             lines.append(
                 f"  {'✓' if ok else '✗'} {rule.due.field} within {rule.due.days} "
-                f"days of {today} (is {record.value(rule.due.field)!r})"
+                f"days of {today} (is {shown(record.value(rule.due.field))})"
             )
         for condition in rule.conditions:
             ok = condition.holds(record)
             lines.append(
                 f"  {'✓' if ok else '✗'} {condition.describe()} "
-                f"(is {record.value(condition.name)!r})"
+                f"(is {shown(record.value(condition.name))})"
             )
     outbox = Outbox(config.state_dir, readonly=True)
     history = outbox.for_record(source_name, record.key)
@@ -47,3 +50,14 @@ def explain(config: Config, source_name: str, key: str) -> list[str]:
             f"{' / ' + delivery if delivery else ''} {detail}".rstrip()
         )
     return lines
+
+
+def shown(value: Any) -> str:
+    """A value as people write it: 2026-11-27, 109.50, yes; `(empty)` for nothing."""
+    if value is None or value == "":
+        return "(empty)"
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date | Decimal | int | float | str):
+        return str(value)
+    return repr(value)

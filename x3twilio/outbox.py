@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS notifications (
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT NOT NULL DEFAULT '',
     provider_id TEXT, error_code INTEGER, error_message TEXT,
     in_flight_since TEXT, delivery TEXT,
-    created TEXT NOT NULL, updated TEXT NOT NULL
+    created TEXT NOT NULL, updated TEXT NOT NULL, partner TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS notifications_todo ON notifications (status, next_attempt);
 CREATE INDEX IF NOT EXISTS notifications_provider ON notifications (provider_id);
@@ -50,11 +50,21 @@ CREATE TABLE IF NOT EXISTS seen (
 ) WITHOUT ROWID;
 """
 
-_COLUMNS = (
-    "id, rule, source, record, channel, recipient, body, status, reason,"
-    " attempts, provider_id, in_flight_since, created, error_code, error_message, subject,"
-    " next_attempt"
-)
+# Notification field -> its column (the two names differ where SQL or history chose).
+_COLUMN_OF = {
+    "id": "id", "rule": "rule", "source": "source", "record": "record", "channel": "channel",
+    "to": "recipient", "body": "body", "status": "status", "reason": "reason",
+    "attempts": "attempts", "provider_id": "provider_id", "in_flight_since": "in_flight_since",
+    "created": "created", "error_code": "error_code", "error_message": "error_message",
+    "subject": "subject", "not_before": "next_attempt", "partner": "partner",
+}  # fmt: skip
+_ADDED = {"partner": "TEXT NOT NULL DEFAULT ''"}  # since the first release; see _migrate()
+# What _update may set: the names are checked, never taken from the caller as SQL.
+_UPDATABLE = frozenset(_COLUMN_OF.values()) - {"id"} | {"delivery", "updated"}
+_VOICEMAIL = frozenset(
+    ("from_number", "to_number", "recording_sid", "recording_url", "recorded_at",
+     "transcription", "transcribed", "logged")
+)  # fmt: skip
 
 
 def _why(exc: sqlite3.Error) -> str:
@@ -94,6 +104,11 @@ class Notification:
     error_message: str | None = None
     subject: str | None = None  # email only
     not_before: str = ""  # quiet hours: not sent before this time (UTC, ISO)
+    partner: str = ""  # CLASS:CODE of the supplier or customer it was sent to, if any
+
+
+def _note(row: sqlite3.Row) -> Notification:
+    return Notification(**{name: row[name] for name in _COLUMN_OF})
 
 
 class Outbox:
@@ -111,13 +126,27 @@ class Outbox:
                 self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")
+            self.db.row_factory = sqlite3.Row
             if not (readonly and path.exists()):
                 self.db.executescript(_SCHEMA)
+            self._migrate(readonly)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(
                 f"cannot open the outbox {path}: {exc}; if it is corrupt, move it aside and "
                 "run `x3twilio state rebuild` (it restores the sent keys from the audit trail)"
             ) from None
+
+    def _migrate(self, readonly: bool) -> None:
+        """An older outbox gains the columns added since; read-only, they read as empty."""
+        have = {row["name"] for row in self.db.execute("PRAGMA table_info(notifications)")}
+        for column, declaration in _ADDED.items():
+            if column not in have and not readonly:
+                self.db.execute(f"ALTER TABLE notifications ADD COLUMN {column} {declaration}")
+                have.add(column)
+        self._columns = ", ".join(
+            f'{column if column in have else "NULL"} AS "{name}"'
+            for name, column in _COLUMN_OF.items()
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -180,8 +209,8 @@ class Outbox:
             for n in notes:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO notifications (id, rule, source, record, channel,"
-                    " recipient, body, subject, status, reason, next_attempt, created, updated)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " recipient, body, subject, status, reason, next_attempt, partner, created,"
+                    " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         n.id,
                         n.rule,
@@ -194,10 +223,11 @@ class Outbox:
                         n.status,
                         n.reason,
                         n.not_before,
+                        n.partner,
                         now,
                         now,
                     ),
-                )
+                )  # fmt: skip
                 if cursor.rowcount:
                     added.append(replace(n, created=now))
         return added
@@ -205,11 +235,11 @@ class Outbox:
     def due(self, now: str) -> list[Notification]:
         """Notifications to send now: pending ones whose time has come, and in-flight ones."""
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM notifications"
+            f"SELECT {self._columns} FROM notifications"
             " WHERE status IN ('pending', 'sending') AND next_attempt <= ? ORDER BY created, id",
             (now,),
         ).fetchall()
-        return [Notification(*row) for row in rows]
+        return [_note(row) for row in rows]
 
     def mark_sending(self, n: Notification, now: str) -> Notification:
         """Record, before the request goes out, that it may reach the provider."""
@@ -223,10 +253,10 @@ class Outbox:
             "('pending', 'sending', 'failed')" if include_permanent else ("('pending', 'sending')")
         )
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM notifications WHERE status IN {statuses}"
+            f"SELECT {self._columns} FROM notifications WHERE status IN {statuses}"
             " AND provider_id IS NULL ORDER BY created, id"
         ).fetchall()
-        return [Notification(*row) for row in rows]
+        return [_note(row) for row in rows]
 
     def requeue(self, n: Notification, now: str) -> None:
         """Due now; an in-flight one stays in flight (it is looked up before any resend)."""
@@ -277,6 +307,9 @@ class Outbox:
         )
 
     def _update(self, notification_id: str, now: str, **columns: object) -> None:
+        unknown = columns.keys() - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not an outbox column: {', '.join(sorted(unknown))}")
         names = ", ".join(f"{name}=?" for name in columns)
         with self._transaction() as db:
             db.execute(
@@ -294,9 +327,10 @@ class Outbox:
     def by_provider_id(self, provider_id: str) -> tuple[Notification, str | None] | None:
         """The notification Twilio knows as `provider_id`, with its delivery status."""
         row = self.db.execute(
-            f"SELECT {_COLUMNS}, delivery FROM notifications WHERE provider_id=?", (provider_id,)
+            f"SELECT {self._columns}, delivery FROM notifications WHERE provider_id=?",
+            (provider_id,),
         ).fetchone()
-        return (Notification(*row[:-1]), row[-1]) if row else None
+        return (_note(row), row["delivery"]) if row else None
 
     def set_delivery(self, notification_id: str, status: str, now: str) -> None:
         self._update(notification_id, now, delivery=status)
@@ -304,20 +338,20 @@ class Outbox:
     def for_record(self, source: str, record: str) -> list[tuple[Notification, str | None]]:
         """Everything decided about one X3 record, with delivery statuses."""
         rows = self.db.execute(
-            f"SELECT {_COLUMNS}, delivery FROM notifications WHERE source=? AND record=?"
+            f"SELECT {self._columns}, delivery FROM notifications WHERE source=? AND record=?"
             " ORDER BY created, id",
             (source, record),
         ).fetchall()
-        return [(Notification(*row[:-1]), row[-1]) for row in rows]
+        return [(_note(row), row["delivery"]) for row in rows]
 
     def last_sent_to(self, number: str) -> Notification | None:
         """The newest notification sent to `number`: what a reply most likely answers."""
         row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM notifications WHERE recipient=? AND status='sent'"
+            f"SELECT {self._columns} FROM notifications WHERE recipient=? AND status='sent'"
             " ORDER BY updated DESC LIMIT 1",
             (number,),
         ).fetchone()
-        return Notification(*row) if row else None
+        return _note(row) if row else None
 
     # -- opt-outs and inbound items -------------------------------------------------------
 
@@ -346,6 +380,8 @@ class Outbox:
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO voicemails (call_sid) VALUES (?)", (call_sid,))
             for name, value in columns.items():
+                if name not in _VOICEMAIL:
+                    raise ValueError(f"not a voicemail column: {name}")
                 if value not in (None, ""):
                     db.execute(
                         f"UPDATE voicemails SET {name}=? WHERE call_sid=?", (value, call_sid)
@@ -387,12 +423,13 @@ class Outbox:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO notifications (id, rule, source, record, channel,"
                     " recipient, body, subject, status, reason, attempts, provider_id,"
-                    " in_flight_since, error_code, error_message, delivery, created, updated)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " in_flight_since, error_code, error_message, delivery, partner, created,"
+                    " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         n.id, n.rule, n.source, n.record, n.channel, n.to, n.body, n.subject,
                         n.status, n.reason, n.attempts, n.provider_id, n.in_flight_since,
-                        n.error_code, n.error_message, delivery.get(n.id), n.created or now, now,
+                        n.error_code, n.error_message, delivery.get(n.id), n.partner,
+                        n.created or now, now,
                     ),
                 )  # fmt: skip
                 count += cursor.rowcount

@@ -268,6 +268,7 @@ class Poller:
             body = rule.template.render(record.value)[:MAX_BODY]
             subject = rule.subject.render(record.value) if rule.subject else None
             once = [str(record.value(name)) for name in rule.once_per]
+            partner = self._partner_key(record)
             for recipient in rule.recipients:
                 for target in self._targets(recipient, record, rule.channel):
                     nid = notification_id(
@@ -290,9 +291,18 @@ class Poller:
                             "skipped" if target.reason else "pending",
                             target.reason,
                             subject=subject,
+                            partner=partner,
                         )
                     )
         return out
+
+    def _partner_key(self, record: Record) -> str:
+        """CLASS:CODE of the record's supplier or customer, as replies are `matched`."""
+        if record.partner is None:
+            return ""
+        kind, code = record.partner
+        shape = self.config.x3.partners.get(kind)
+        return f"{shape.x3_class if shape else kind}:{code}"
 
     def _targets(self, recipient: Recipient, record: Record, channel: str) -> list[_Target]:
         if recipient.kind == "number":

@@ -125,6 +125,7 @@ def _notifications(records: Iterable[dict[str, Any]]) -> Iterator[tuple[str, Not
                 status="sending",
                 in_flight_since=str(rec.get("ts")),
                 created=str(rec.get("ts")),
+                partner=str(rec.get("partner") or ""),
             )
         latest[nid] = _apply(known, event, rec)
     yield from latest.items()

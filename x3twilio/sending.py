@@ -530,6 +530,8 @@ def audit_fields(n: Notification, event: str, **extra: Any) -> dict[str, Any]:
         "to": n.to,
         "status": n.status,
     }
+    if n.partner:
+        fields["partner"] = n.partner
     if event == "notification.queued":
         fields["body"] = n.body
     fields.update(extra)

@@ -25,6 +25,13 @@ _NAME_DEFAULT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
+
+def seconds_in(text: str) -> float | None:
+    """The seconds a duration such as 30s, 10m, 2h or 3d stands for; None if it is not one."""
+    match = _DURATION.match(text)
+    return float(match[1]) * _UNITS[match[2]] if match else None
+
+
 MAX_BYTES = 1 << 20  # a configuration is a few KiB; /dev/zero must not be read for ever
 MAX_DEPTH = 32  # the deepest real key (rules[0].when.FIELD.gt) is 5 levels down
 MAX_VALUES = 100_000  # values after aliases are expanded (a billion-laughs file has 10^9)
@@ -260,10 +267,10 @@ class Node:
         if key not in self.data or self.data[key] is None:
             return float(value)
         if isinstance(value, str):
-            match = _DURATION.match(value)
-            if not match:
+            found = seconds_in(value)
+            if found is None:
                 raise self.error(key, f"expected a duration such as 30s, 10m or 2h, got {value!r}")
-            seconds, shown = float(match[1]) * _UNITS[match[2]], repr(value.strip())
+            seconds, shown = found, repr(value.strip())
         else:
             try:
                 seconds = float(value)
