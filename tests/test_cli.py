@@ -205,7 +205,7 @@ def test_check_under_q_prints_nothing_when_all_is_well_and_one_line_when_not(env
 
 
 def test_usage_and_configuration_errors_under_q_are_one_line(env):
-    for args, code in ((["poll", "--since", "yesterday"], 2), (["frobnicate"], 2)):
+    for args, code in ((["poll", "--since", "someday"], 2), (["frobnicate"], 2)):
         result = env.run("-q", *args, expect=code)
         assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
         assert result.stderr.startswith("x3twilio: ")
@@ -275,3 +275,26 @@ def test_poll_dry_run_on_a_terminal_prints_x3_data_literally(env):
     assert "┃" in out  # rich's table, not the tab-separated lines for pipes
     assert f"Order {order['POHNUM']} ([/][bold]x\\x1b[2J) approved." in out
     assert "\x1b[2J" not in out and "Traceback" not in out + err
+
+
+def test_check_names_a_state_dir_that_cannot_be_created_before_anything_runs(env):
+    (env.dir / "afile").write_text("")
+    env.configure(state_dir=str(env.dir / "afile" / "state"))
+    said = env.run("check", "--offline", expect=73).stderr
+    assert f"state_dir {env.dir / 'afile' / 'state'} cannot be created" in said
+    assert "is not a directory" in said and "Traceback" not in said
+
+
+def test_check_says_cannot_reach_for_a_dead_address_and_no_fix_on_a_pass(env):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env.configure(twilio={"api_url": dead})
+    out = env.run("check", expect=69).stdout
+    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    twilio = next(row for row in rows if row[1] == "Twilio account")
+    assert twilio[2].startswith(f"cannot reach {dead}/") and "connection refused" in twilio[2]
+    assert twilio[3].startswith("check the URL, DNS and the network")
+    assert all(row[3:] in ([], [""]) for row in rows if row[0] == "✓")

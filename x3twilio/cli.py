@@ -182,7 +182,9 @@ def cli(
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Decide and print; send nothing, write no state.")
 @click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source.")
-@click.option("--since", metavar="ISO8601", help="Read changes from this UTC time.")
+@click.option(
+    "--since", metavar="WHEN", help="Read changes from: ISO 8601 (UTC), today, yesterday, 2h, 3d."
+)
 @click.pass_obj
 def poll(app: App, dry_run: bool, sources: tuple[str, ...], since: str | None) -> None:
     """Run one polling pass: X3 changes → rules → outbox → Twilio → audit.
@@ -291,8 +293,10 @@ def check(app: App, offline: bool) -> None:
       x3twilio --config x3twilio.yaml check --offline
     """
     from x3twilio.doctor import check_online, template_warnings
+    from x3twilio.state import usable
 
     config = app.config()
+    usable(config.state_dir)
     app.say(
         f"{config.file}: valid ({len(config.rules)} rules over "
         f"{len(config.used_sources())} sources)"
@@ -303,7 +307,7 @@ def check(app: App, offline: bool) -> None:
     if offline:
         return
     checks = check_online(config)
-    rows = [("✓" if c.ok else "✗", c.name, c.detail, c.fix) for c in checks]
+    rows = [("✓" if c.ok else "✗", c.name, c.detail, "" if c.ok else c.fix) for c in checks]
     if not app.quiet:
         _print_rows(("", "check", "result", "fix"), rows, "x3twilio check")
     failed = [c for c in checks if not c.ok]
@@ -556,8 +560,10 @@ def register_webhooks(app: App, number: str) -> None:
 
 
 @cli.command()
-@click.option("--since", metavar="ISO8601", help="Only items decided or received since.")
-@click.option("--until", metavar="ISO8601", help="Only items decided or received before.")
+@click.option(
+    "--since", metavar="WHEN", help="Only items decided or received since (as audit --since)."
+)
+@click.option("--until", metavar="WHEN", help="Only items decided or received before.")
 @click.option("--rule", help="Only notifications of this rule.")
 @click.option("--id", "ids", multiple=True, help="Only this notification id or message sid.")
 @click.option(

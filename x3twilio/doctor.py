@@ -18,7 +18,7 @@ from x3twilio.sources import Source
 from x3twilio.templates import SAMPLES
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
-from x3twilio.x3.rest import RestClient
+from x3twilio.x3.rest import RestClient, _reason
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,25 @@ def _guard(name: str, probe: Callable[[], Check], fix: str) -> Check:
         detail, _, advice = str(exc).partition(". Fix: ")
         return Check(name, False, detail, advice, setup=True)
     except (RemoteError, requests.RequestException) as exc:
-        return Check(name, False, str(exc), fix)
+        return Check(name, False, _said(exc), UNREACHABLE if _unreached(exc) else fix)
+
+
+UNREACHABLE = "check the URL, DNS and the network (proxy, firewall) from this machine"
+
+
+def _said(exc: Exception) -> str:
+    if isinstance(exc, requests.RequestException):
+        url = exc.request.url if exc.request is not None else "the service"
+        what = "no answer in time" if isinstance(exc, requests.Timeout) else _reason(exc)
+        return f"cannot reach {url}: {what}"
+    return str(exc)
+
+
+def _unreached(exc: Exception) -> bool:
+    """No answer at all (DNS, refused, timeout): credentials are not what to check."""
+    if isinstance(exc, RemoteError):
+        return exc.status is None and exc.code is None and exc.transient
+    return isinstance(exc, requests.ConnectionError | requests.Timeout)
 
 
 def _x3_checks(config: Config, session: requests.Session) -> list[Check]:

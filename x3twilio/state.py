@@ -30,6 +30,26 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
+def usable(path: Path) -> None:
+    """Raise StateCreateError unless a run could create or write the state directory here.
+
+    `check` asks before anything is written, so a mistyped or read-only state_dir is named
+    up front instead of failing the first cron run.
+    """
+    fix = "give the user cron runs as write access there, or point state_dir elsewhere"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        problem = f"{existing} is not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable by this user"
+    else:
+        return
+    what = "state_dir" if existing == path else f"state_dir {path} cannot be created:"
+    raise StateCreateError(f"{what} {problem}; {fix}")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Temp file, fsync, rename, fsync the directory: the file is old or new, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
