@@ -3,6 +3,8 @@ what each refusal means, and refusals about the account stopping the run."""
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -226,3 +228,43 @@ def test_refusals_about_one_recipient_stay_with_that_notification(env) -> None:
     statuses = pending_only(env)
     assert statuses["failed"] == 2 and statuses["sent"] == len(env.twilio.messages) > 0
     assert "pending" not in statuses and "stays queued" not in result.stderr
+
+
+def test_what_quiet_hours_hold_back_says_until_when_everywhere(env):
+    env.configure(rules=fr001_rule(), sending={"quiet_hours": window_around_now()})
+    until = (datetime.now(PARIS) + timedelta(hours=1)).strftime("%H:%M")
+    said = f"deferred until {until} Europe/Paris"  # FR001's +33 number: Paris time
+
+    dry = env.run("poll", "--dry-run", "--since", HISTORY).stdout
+    assert said in dry and "would send" not in dry
+
+    summary = env.run("poll", "--since", HISTORY).stdout
+    deferred = [r for r in env.audit() if r.get("reason") == "quiet_hours"]
+    assert f"{len(deferred)} deferred by quiet hours" in summary
+    assert all(r["deferred_until"] == f"{until} Europe/Paris" for r in deferred)
+    assert said in env.run("audit", "--event", "skipped").stdout
+    rows = list(csv.DictReader(io.StringIO(env.run("audit", "--format", "csv").stdout)))
+    assert {row["deferred_until"] for row in rows if row["reason"] == "quiet_hours"} == {
+        f"{until} Europe/Paris"
+    }
+    explained = env.run("explain", "purchase_orders", deferred[0]["record"]).stdout
+    assert f"pending {said}" in explained
+
+    replayed = env.run("replay", "--dry-run").stdout  # waiting, not failed: not replayed
+    assert replayed.splitlines() == ["id\trule\trecord\tto\tstatus\tlast error"]
+    env.run("replay")
+    assert env.twilio.messages == []
+    assert len([r for r in env.audit() if r.get("reason") == "quiet_hours"]) == len(deferred)
+
+
+def test_check_warns_when_max_delay_expires_what_quiet_hours_hold(env):
+    env.configure(
+        rules=fr001_rule(max_delay="8h"),
+        sending={"quiet_hours": {"start": "21:00", "end": "07:00"}},
+    )
+    warned = env.run("check", "--offline").stderr
+    assert "rule po-approved: max_delay 8h is shorter than the quiet hours 21:00-07:00 (10h)" in (
+        warned
+    )
+    env.configure(rules=fr001_rule(max_delay="8h", urgent=True))
+    assert "max_delay" not in env.run("check", "--offline").stderr

@@ -524,8 +524,8 @@ def summary(records: Iterable[dict[str, Any]]) -> Summary:
 # -- rendering --------------------------------------------------------------------------------
 
 CSV_COLUMNS = (
-    "ts", "event", "run_id", "id", "rule", "source", "record", "channel", "to", "from",
-    "status", "attempt", "provider_id", "reason", "error_code", "error_message",
+    "ts", "event", "run_id", "id", "rule", "source", "record", "partner", "channel", "to", "from",
+    "status", "attempt", "provider_id", "reason", "deferred_until", "error_code", "error_message",
     "error_permanent", "reference", "matched", "body",
 )  # fmt: skip
 
@@ -594,10 +594,11 @@ def _cell(value: Any) -> str:
 def detail(rec: dict[str, Any]) -> str:
     """The few words a table row needs beyond its columns."""
     parts = [str(rec[key]) for key in ("reason", "provider_id", "command") if rec.get(key)]
+    if rec.get("deferred_until"):
+        parts.append(f"deferred until {rec['deferred_until']}")
     error = rec.get("error")
     if isinstance(error, dict):
-        kind = "permanent" if error.get("permanent") else "transient"
-        parts.append(f"error {error.get('code')}: {error.get('message')} ({kind})")
+        parts.append(_error_text(error, expired=rec.get("reason") == "expired"))
     if rec.get("logged_on"):
         parts.append("logged on " + ", ".join(map(str, rec["logged_on"])))
     elif "matched" in rec:
@@ -610,6 +611,15 @@ def detail(rec: dict[str, Any]) -> str:
     if isinstance(rec.get("counts"), dict):
         parts.append(" ".join(f"{k}={v}" for k, v in rec["counts"].items()))
     return "; ".join(parts)
+
+
+def _error_text(error: dict[str, Any], expired: bool) -> str:
+    """`error 21211: Invalid 'To' (permanent)`; an expiry is its message alone."""
+    if expired:
+        return str(error.get("message"))
+    code = error.get("code")
+    kind = "permanent" if error.get("permanent") else "transient"
+    return f"error{'' if code is None else f' {code}'}: {error.get('message')} ({kind})"
 
 
 def _party(rec: dict[str, Any]) -> str:

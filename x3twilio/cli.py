@@ -201,7 +201,7 @@ def poll(app: App, dry_run: bool, sources: tuple[str, ...], since: str | None) -
         raise click.BadParameter(f"no rule reads source {unknown[0]!r}", param_hint="--source")
     poller = Poller(config, dry_run=dry_run, only=sources, since=_iso_time(since))
     if dry_run:
-        _print_decisions(poller.run())
+        _print_decisions(poller.run(), config)
         return
     from x3twilio.monitoring import monitored
 
@@ -247,12 +247,15 @@ def _summary(report: RunReport) -> str:
     return (
         f"poll: {c['records']} records read, {c['queued']} queued, {c['sent']} sent, "
         f"{c['failed']} failed, {c['skipped']} skipped, {c['duplicate']} duplicates"
+        + (f", {c['deferred']} deferred by quiet hours" if c["deferred"] else "")
         + (f", {c['rejected']} records rejected (see the audit trail)" if c["rejected"] else "")
     )
 
 
-def _print_decisions(report: RunReport) -> None:
-    rows = [(n.rule, n.record, n.to, n.reason or "would send", n.body) for n in report.decided]
+def _print_decisions(report: RunReport, config: Config) -> None:
+    from x3twilio.sending import outcome_text
+
+    rows = [(n.rule, n.record, n.to, outcome_text(n, config), n.body) for n in report.decided]
     _print_rows(
         ("rule", "record", "to", "outcome", "message"),
         rows,
@@ -292,7 +295,7 @@ def check(app: App, offline: bool) -> None:
     Example:
       x3twilio --config x3twilio.yaml check --offline
     """
-    from x3twilio.doctor import check_online, template_warnings
+    from x3twilio.doctor import check_online, delay_warnings, template_warnings
     from x3twilio.state import usable
 
     config = app.config()
@@ -301,7 +304,7 @@ def check(app: App, offline: bool) -> None:
         f"{config.file}: valid ({len(config.rules)} rules over "
         f"{len(config.used_sources())} sources)"
     )
-    for warning in template_warnings(config):
+    for warning in [*template_warnings(config), *delay_warnings(config)]:
         if not app.quiet:
             click.echo(f"warning: {warning}", err=True)
     if offline:
@@ -592,12 +595,16 @@ def replay(
 
     window = (_iso_time(since, "--since"), _iso_time(until, "--until"))
     started = _started()
-    outcome = run_replay(app.config(), window, rule, ids, include_permanent, dry_run)
+    config = app.config()
+    outcome = run_replay(config, window, rule, ids, include_permanent, dry_run)
     if dry_run:
+        from x3twilio.sending import QUIET, outcome_text
+
         rows = [
-            (n.id, n.rule, n.record, n.to, n.status, n.error_message or "")
+            (n.id, n.rule, n.record, n.to, outcome_text(n, config) if n.reason == QUIET
+             else n.status, n.error_message or "")
             for n in outcome.notifications.decided
-        ]
+        ]  # fmt: skip
         rows += [
             (i.name, "inbound", i.payload.get("route", ""), "", "failed", "")
             for i in outcome.inbound
@@ -609,8 +616,9 @@ def replay(
         )
         return
     c, i = outcome.notifications.counts, outcome.ingest.counts if outcome.ingest else {}
+    deferred = f", {c['deferred']} deferred by quiet hours" if c["deferred"] else ""
     app.say(
-        f"replay: {c['sent']} sent, {c['failed']} failed, {c['skipped']} skipped; "
+        f"replay: {c['sent']} sent, {c['failed']} failed, {c['skipped']} skipped{deferred}; "
         f"inbound {i.get('logged', 0)} logged, {i.get('failed', 0)} failed"
     )
     failure = _failed(app, started, c["failed"], i.get("failed", 0), c["rejected"])

@@ -12,6 +12,7 @@ import requests
 
 from x3twilio.config import Config
 from x3twilio.errors import RemoteError, X3FieldError
+from x3twilio.quiethours import window_hours
 from x3twilio.segments import segment_info, ucs2_characters
 from x3twilio.senders.twilio import API_VERSION
 from x3twilio.sources import Source
@@ -19,6 +20,7 @@ from x3twilio.templates import SAMPLES
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
 from x3twilio.x3.rest import RestClient, _reason
+from x3twilio.yamlnode import seconds_text
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,25 @@ def template_warnings(config: Config) -> list[str]:
             warnings.append(
                 f"rule {rule.name}: about {info.segments} segments per message "
                 f"(sending.max_segments is {config.sending.max_segments})"
+            )
+    return warnings
+
+
+def delay_warnings(config: Config) -> list[str]:
+    """Rules whose max_delay ends inside the quiet window they wait out: what is decided
+    when the window opens expires before it closes."""
+    warnings = []
+    for rule in config.rules:
+        window = rule.quiet_window(config.sending.quiet_hours)
+        if window is None or not rule.max_delay:
+            continue
+        hours = window_hours(window)
+        if rule.max_delay < hours * 3600:
+            warnings.append(
+                f"rule {rule.name}: max_delay {seconds_text(rule.max_delay)} is shorter than the "
+                f"quiet hours {window.start:%H:%M}-{window.end:%H:%M} ({hours:g}h): what it "
+                "decides at their start expires before they end; raise max_delay, or set "
+                "urgent: true or quiet_hours: false on the rule"
             )
     return warnings
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from x3twilio.config import Config
 from x3twilio.outbox import Outbox
+from x3twilio.sending import QUIET, outcome_text
 from x3twilio.sources import decode, stamped
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
@@ -44,7 +45,9 @@ def explain(config: Config, source_name: str, key: str) -> list[str]:
     outbox.close()
     lines.append("outbox: " + ("nothing decided yet" if not history else f"{len(history)} item(s)"))
     for n, delivery in history:
-        detail = n.provider_id or n.error_message or n.reason or ""
+        waiting = n.status == "pending" and n.reason == QUIET
+        detail = outcome_text(n, config) if waiting else n.provider_id or n.error_message or ""
+        detail = detail or n.reason or ""
         lines.append(
             f"  {n.rule} → {n.to or '(no recipient)'}: {n.status}"
             f"{' / ' + delivery if delivery else ''} {detail}".rstrip()

@@ -248,13 +248,15 @@ class Outbox:
         return replace(n, status="sending", attempts=n.attempts + 1, in_flight_since=since)
 
     def replayable(self, include_permanent: bool) -> list[Notification]:
-        """Notifications without a provider id that a person may retry now."""
+        """Notifications without a provider id that a person may retry now; those quiet hours
+        hold back are waiting, not failed: poll sends them when the window ends."""
         statuses = (
             "('pending', 'sending', 'failed')" if include_permanent else ("('pending', 'sending')")
         )
         rows = self.db.execute(
             f"SELECT {self._columns} FROM notifications WHERE status IN {statuses}"
-            " AND provider_id IS NULL ORDER BY created, id"
+            " AND provider_id IS NULL AND NOT (status = 'pending' AND reason IS 'quiet_hours')"
+            " ORDER BY created, id"
         ).fetchall()
         return [_note(row) for row in rows]
 
@@ -263,9 +265,12 @@ class Outbox:
         status = "sending" if n.in_flight_since else "pending"
         self._update(n.id, now, status=status, next_attempt="", reason=None)
 
-    def defer(self, n: Notification, not_before: str, now: str) -> None:
-        """Not before `not_before` (quiet hours); an in-flight one stays in flight."""
-        self._update(n.id, now, next_attempt=not_before)
+    def defer(self, n: Notification, not_before: str, now: str, reason: str | None = None) -> None:
+        """Not before `not_before` (quiet hours, a settle); an in-flight one stays in flight."""
+        if reason is None:
+            self._update(n.id, now, next_attempt=not_before)
+        else:
+            self._update(n.id, now, next_attempt=not_before, reason=reason)
 
     def mark_skipped(self, n: Notification, reason: str, now: str) -> None:
         self._update(n.id, now, status="skipped", reason=reason, in_flight_since=None)
@@ -276,6 +281,7 @@ class Outbox:
             now,
             status="sent",
             provider_id=provider_id,
+            reason=None,
             in_flight_since=None,
             error_code=None,
             error_message=None,
@@ -300,6 +306,7 @@ class Outbox:
             n.id,
             now,
             status=status,
+            reason=None,
             next_attempt=retry_at or "",
             in_flight_since=n.in_flight_since if ambiguous else None,
             error_code=code,

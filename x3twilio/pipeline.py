@@ -18,7 +18,7 @@ from x3twilio.recovery import check_state
 from x3twilio.rules import Recipient, Rule, fits, needed
 from x3twilio.segments import segment_info
 from x3twilio.senders import make_senders
-from x3twilio.sending import MAX_BODY, Dispatcher, audit_fields
+from x3twilio.sending import MAX_BODY, QUIET, Dispatcher, audit_fields, quiet_hold
 from x3twilio.sources import (
     Record,
     Source,
@@ -100,7 +100,7 @@ class Poller:
         if self.dry_run:
             self.outbox = Outbox(self.config.state_dir, readonly=True)
             self.report.decided = [
-                n for n in self.outbox.replayable(include_permanent) if wanted(n)
+                self._held(n) for n in self.outbox.replayable(include_permanent) if wanted(n)
             ]
             return self.report
         return self._locked("replay", lambda: self._replay(wanted, include_permanent))
@@ -336,7 +336,7 @@ class Poller:
     ) -> None:
         if self.dry_run:
             known = self.outbox.known([n.id for n in notes])
-            new = [n for n in notes if n.id not in known]
+            new = [self._held(n) for n in notes if n.id not in known]
             self.report.decided.extend(new)
             self.report.counts["decided"] += len(new)
             return
@@ -351,6 +351,15 @@ class Poller:
                 if n.id not in new_ids:
                     self._audit("notification.skipped", n, status="skipped", reason="duplicate")
                     self.report.counts["duplicate"] += 1
+
+    def _held(self, n: Notification) -> Notification:
+        """A dry run's decision as the send would treat it: deferred by quiet hours, or not."""
+        rule = next((r for r in self.config.rules if r.name == n.rule), None)
+        held = quiet_hold(self.config, rule, n.to, self.clock()) if n.status != "skipped" else None
+        if held is None:
+            return n
+        self.report.counts["deferred"] += 1
+        return replace(n, reason=QUIET, not_before=iso_ms(held[0]))
 
     def _replay(self, wanted: Callable[[Notification], bool], include_permanent: bool) -> None:
         for n in self.outbox.replayable(include_permanent):

@@ -62,3 +62,27 @@ def zone_of(number: str, default: str) -> ZoneInfo:
         zones = ()
     known = [z for z in zones if z != "Etc/Unknown"]
     return ZoneInfo(known[0]) if known else ZoneInfo(default)
+
+
+def held_until(
+    window: QuietHours | None, to: str, default_zone: str, now: datetime
+) -> tuple[datetime, ZoneInfo] | None:
+    """When a message to `to` may go out if `now` is inside the quiet window, and the zone
+    that decided it (the recipient's); None when it may go out now."""
+    if window is None:
+        return None
+    zone = zone_of(to, default_zone)
+    resume = window.resume_at(now, zone)
+    return (resume, zone) if resume is not None else None
+
+
+def until_text(resume: datetime, zone: ZoneInfo) -> str:
+    """`07:00 Europe/Paris`: when a deferred message goes out, in the recipient's time."""
+    return f"{resume.astimezone(zone):%H:%M} {zone.key}"
+
+
+def window_hours(window: QuietHours) -> float:
+    """How long the window lasts, in hours (a window over midnight counts across it)."""
+    start = window.start.hour * 60 + window.start.minute
+    end = window.end.hour * 60 + window.end.minute
+    return ((end - start) % (24 * 60)) / 60

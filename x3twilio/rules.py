@@ -98,6 +98,12 @@ class Rule:
             used |= self.subject.names
         return used
 
+    def quiet_window(self, default: QuietHours | None) -> QuietHours | None:
+        """The window that holds this rule back: its own, the sending section's, or none."""
+        if self.urgent or self.quiet_hours is False:
+            return None
+        return default if self.quiet_hours is True else self.quiet_hours
+
     def matches(self, record: Record, today: date) -> bool:
         if self.due and not self.due.holds(record, today):
             return False

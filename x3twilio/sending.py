@@ -21,12 +21,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from x3twilio.audit import iso_ms
 from x3twilio.config import Config
 from x3twilio.errors import RemoteError
 from x3twilio.outbox import Notification, Outbox
-from x3twilio.quiethours import zone_of
+from x3twilio.quiethours import held_until, until_text, zone_of
 from x3twilio.rules import Rule
 from x3twilio.senders import DIGEST_SEPARATOR, Outcome, outcome_of
 from x3twilio.senders.twilio import OPTED_OUT
@@ -38,6 +39,26 @@ RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a refused message and i
 NOT_FOUND = "not in Twilio's list once settled"
 LOOKING = "looking up what an unanswered request may have created"
 Audit = Callable[..., None]
+
+
+QUIET = "quiet_hours"
+
+
+def quiet_hold(
+    config: Config, rule: Rule | None, to: str, now: datetime
+) -> tuple[datetime, ZoneInfo] | None:
+    """When a notification of `rule` to `to` may go out, if quiet hours hold it back now:
+    the one test poll, replay and dry runs share."""
+    window = rule.quiet_window(config.sending.quiet_hours) if rule else None
+    return held_until(window, to, config.sending.timezone, now)
+
+
+def outcome_text(n: Notification, config: Config) -> str:
+    """What a decision comes to, in words: `would send`, `deferred until 07:00 Europe/Paris`."""
+    if n.reason == QUIET and n.not_before:
+        zone = zone_of(n.to, config.sending.timezone)
+        return f"deferred until {until_text(parse_stamp(n.not_before), zone)}"
+    return n.reason or "would send"
 
 
 class Sender(Protocol):
@@ -255,15 +276,16 @@ class Dispatcher:
             self.audit("notification.skipped", n, status="skipped", reason="opted_out")
             self.counts["skipped"] += 1
             return True
-        resume = self._quiet_until(n, rule, now)
-        if resume is not None:
-            self.outbox.defer(n, iso_ms(resume), iso_ms(now))
+        held = quiet_hold(self.config, rule, n.to, now)
+        if held is not None:
+            self.outbox.defer(n, iso_ms(held[0]), iso_ms(now), reason=QUIET)
             self.audit(
                 "notification.skipped",
                 n,
                 status="pending",
-                reason="quiet_hours",
-                not_before=iso_ms(resume),
+                reason=QUIET,
+                not_before=iso_ms(held[0]),
+                deferred_until=until_text(*held),
             )
             self.counts["deferred"] += 1
             return True
@@ -279,14 +301,6 @@ class Dispatcher:
         if rule is not None and rule.max_delay:
             limit = min(limit, rule.max_delay)
         return age > timedelta(seconds=limit)
-
-    def _quiet_until(self, n: Notification, rule: Rule | None, now: datetime) -> datetime | None:
-        if rule is None or rule.urgent or rule.quiet_hours is False:
-            return None
-        window = self.config.sending.quiet_hours if rule.quiet_hours is True else rule.quiet_hours
-        if window is None:
-            return None
-        return window.resume_at(now, zone_of(n.to, self.config.sending.timezone))
 
     def _batches(self, items: list[Notification]) -> list[list[Notification]]:
         """One request per notification, within the per-recipient cap; or digests."""
@@ -484,10 +498,19 @@ class Dispatcher:
 
     def _expire(self, n: Notification, limit: str) -> None:
         """Too old to be useful: stop retrying and say so (replay can still send it)."""
-        message = f"not sent within {limit} ({n.error_message or 'no failure recorded'})"
+        held = " (held by quiet hours)" if n.reason == QUIET else ""
+        message = f"not sent within {limit}{held}" + (
+            f"; last failure: {n.error_message}" if n.error_message else ""
+        )
         self.outbox.mark_failed(n, iso_ms(self.clock()), n.error_code, message, None)
-        error = {"code": n.error_code, "message": message, "permanent": False}
-        self.audit("notification.failed", n, status="failed", reason="expired", error=error)
+        self.audit(
+            "notification.failed",
+            n,
+            status="failed",
+            reason="expired",
+            error={"message": message, "permanent": False}
+            | ({"code": n.error_code} if n.error_code is not None else {}),
+        )
         self.counts["failed"] += 1
 
     def _time_left(self) -> float:
