@@ -140,6 +140,8 @@ NUMBERS = [
     ("rules[0].max_delay", "-5"),
     ("rules[0].max_delay", ".nan"),
     ("rules[0].max_delay", "11h"),
+    ("monitoring.metrics_mode", "'0999'"),
+    ("monitoring.metrics_mode", "'0777'"),
 ]
 
 CASES: dict[str, Case] = {
@@ -166,6 +168,14 @@ CASES: dict[str, Case] = {
     "deep flow nesting": Case("x: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested deeper"),
     "deep block nesting": Case(
         "".join(f"{' ' * i}k{i}:\n" for i in range(200)) + " " * 200 + "v: 1\n", "nested deeper"
+    ),
+    "a heartbeat for a command that has none": Case(
+        replaced("heartbeat_url: https://hc-ping.example.com/abc", "heartbeat_url: {replay: x}"),
+        "monitoring.heartbeat_url.replay: expected one of poll, ingest",
+    ),
+    "a heartbeat that is not a URL": Case(
+        replaced("heartbeat_url: https://hc-ping.example.com/abc", "heartbeat_url: {poll: x}"),
+        "monitoring.heartbeat_url.poll: expected an http(s) URL",
     ),
     # -- duplicate keys
     "duplicate top-level section": Case(example() + "x3: {url: https://evil.example}\n", "x3:"),

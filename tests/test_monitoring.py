@@ -75,5 +75,47 @@ def test_a_run_that_finds_the_lock_held_pings_no_end_and_leaves_the_metrics_alon
             assert env.run("-q", "poll", expect=75).stderr == ""
         with run_lock(env.state_dir, name="ingest.lock"):
             assert env.run("-q", "ingest", expect=75).stderr == ""
-    assert beat.paths == ["/ping/abc/start", "/ping/abc/0", "/ping/abc/start", "/ping/abc/start"]
+    # a plain URL is poll's check alone: ingest's success must never mask poll's failure
+    assert beat.paths == ["/ping/abc/start", "/ping/abc/0", "/ping/abc/start"]
     assert (env.dir / "x3twilio.prom").read_text() == before  # still the run that did the work
+
+
+def test_each_command_has_its_own_heartbeat_and_keeps_its_series_in_the_textfile(env, shim):
+    beat = Heartbeat()
+    with serve(beat) as server:
+        env.configure(
+            rules=ONLY_PO_APPROVED,
+            monitoring={"heartbeat_url": f"{server.url}/{{command}}", "metrics_file": "m.prom"},
+        )
+        env.run("poll", "--since", HISTORY, expect=1)  # US005's number fails: exit 1
+        env.twilio.send_incoming_sms(f"{shim.url}/twilio/sms", "+33612345678", "ok PO")
+        env.run("ingest")
+        assert beat.paths == ["/poll/start", "/poll/1", "/ingest/start", "/ingest/0"]
+        metrics = (env.dir / "m.prom").read_text()
+        assert 'x3twilio_run_exit_code{command="poll"} 1' in metrics  # kept by ingest's write
+        assert 'x3twilio_run_exit_code{command="ingest"} 0' in metrics
+        successes = re.findall(
+            r'^x3twilio_last_success_timestamp_seconds\{command="(\w+)"', metrics, re.M
+        )
+        assert successes == ["ingest"]  # poll exited 1: not a success
+        assert re.search(
+            r'^x3twilio_last_run_timestamp_seconds\{command="poll"\} \d', metrics, re.M
+        )
+        reads = re.findall(
+            r'^x3twilio_last_read_timestamp_seconds\{source="(\w+)"\}', metrics, re.M
+        )
+        assert "purchase_orders" in reads
+        assert (env.dir / "m.prom").stat().st_mode & 0o777 == 0o644  # node_exporter reads it
+
+        env.configure(
+            rules=ONLY_PO_APPROVED,
+            monitoring={
+                "heartbeat_url": {"ingest": f"{server.url}/only-ingest"},
+                "metrics_file": "m.prom",
+                "metrics_mode": "0640",
+            },
+        )
+        env.run("poll")
+        env.run("ingest")
+        assert beat.paths[4:] == ["/only-ingest/start", "/only-ingest/0"]
+        assert (env.dir / "m.prom").stat().st_mode & 0o777 == 0o640

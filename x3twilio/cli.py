@@ -207,6 +207,7 @@ def poll(app: App, dry_run: bool, sources: tuple[str, ...], since: str | None) -
 
     since = _started()
     with monitored(config, "poll") as run:
+        run.reads = poller.report.reads  # filled as each source is read, kept if one fails
         report = poller.run()
         run.exit_code = report.exit_code
     app.say(_summary(report))

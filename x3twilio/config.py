@@ -170,8 +170,20 @@ class SendingConfig:
 @dataclass(frozen=True)
 class MonitoringConfig:
     metrics_file: Path | None = None  # Prometheus textfile, e.g. for node_exporter
-    heartbeat_url: str | None = None  # pinged /start and /<exit code> (healthchecks.io)
+    metrics_mode: int = 0o644  # the exporter runs as another user; the file holds no secret
+    # Pinged /start and /<exit code> (healthchecks.io), one check per command: a URL with
+    # {command}, or a map command -> URL. A plain URL is poll's alone.
+    heartbeats: Mapping[str, str] = field(default_factory=dict)
+    heartbeat_url: str | None = None  # with {command}, or poll's
     json_logs: bool = False  # every audit event also as one JSON line on stderr
+
+    def heartbeat(self, command: str) -> str | None:
+        if command in self.heartbeats:
+            return self.heartbeats[command]
+        url = self.heartbeat_url
+        if url is None or ("{command}" not in url and command != "poll"):
+            return None
+        return url.replace("{command}", command)
 
 
 @dataclass(frozen=True)
@@ -592,11 +604,34 @@ def _load_sending(node: Node) -> SendingConfig:
     return sending
 
 
+MONITORED = ("poll", "ingest")
+
+
 def _load_monitoring(node: Node, base: Path) -> MonitoringConfig:
     metrics = node.get("metrics_file", str, None)
+    mode = node.get("metrics_mode", (str, int), "0644")
+    try:
+        metrics_mode = int(str(mode), 8)
+    except ValueError:
+        metrics_mode = -1
+    if not 0 <= metrics_mode <= 0o666:
+        raise node.error("metrics_mode", f"expected a file mode such as 0644, got {mode!r}")
+    heartbeats: dict[str, str] = {}
+    url: str | None = None
+    if isinstance(node.data.get("heartbeat_url"), dict):
+        beats = node.child("heartbeat_url")
+        for command in map(str, beats.data):
+            if command not in MONITORED:
+                raise beats.error(command, f"expected one of {', '.join(MONITORED)}")
+            heartbeats[command] = _url(beats, command)
+        beats.done()
+    elif node.get("heartbeat_url", str, ""):
+        url = _url(node, "heartbeat_url")
     monitoring = MonitoringConfig(
         metrics_file=base / metrics if metrics else None,
-        heartbeat_url=_url(node, "heartbeat_url") if node.get("heartbeat_url", str, "") else None,
+        metrics_mode=metrics_mode,
+        heartbeats=heartbeats,
+        heartbeat_url=url,
         json_logs=node.get("json_logs", bool, False),
     )
     node.done()

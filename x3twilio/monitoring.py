@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from x3twilio.config import Config
 from x3twilio.errors import ExitCode, LockHeld, X3TwilioError
@@ -16,7 +17,7 @@ from x3twilio.outbox import Outbox
 from x3twilio.sources import parse_stamp
 from x3twilio.state import Watermarks, write_atomic
 
-LAST_SUCCESS = "last_success.json"
+RUNS = "runs.json"  # per command: its last run and last success; per source: its last read
 
 
 @dataclass
@@ -27,17 +28,18 @@ class Run:
     started: float = field(default_factory=time.time)
     exit_code: int = ExitCode.INTERNAL  # until the run says otherwise
     counts: dict[str, int] = field(default_factory=dict)
+    reads: dict[str, float] = field(default_factory=dict)  # source -> when it was read whole
 
 
 @contextlib.contextmanager
 def monitored(config: Config, command: str) -> Iterator[Run]:
-    """Ping the heartbeat at start and end (with the exit code); write metrics at the end.
+    """Ping the command's heartbeat at start and end (with the exit code); write metrics.
 
     A run that finds another holding the lock did nothing and reports nothing: the run that
     holds it pings the end and writes the metrics (a /75 would page someone for no failure).
     """
     run = Run(command)
-    ping(config, "/start")
+    ping(config, command, "/start")
     try:
         yield run
     except LockHeld:
@@ -53,15 +55,16 @@ def monitored(config: Config, command: str) -> Iterator[Run]:
 
 
 def _report(config: Config, run: Run) -> None:
-    ping(config, f"/{int(run.exit_code)}")
-    if config.monitoring.metrics_file:
-        with contextlib.suppress(OSError, ValueError, X3TwilioError):
-            write_metrics(config, run)
+    ping(config, run.command, f"/{int(run.exit_code)}")
+    with contextlib.suppress(OSError, ValueError, X3TwilioError):
+        history = record(config.state_dir, run, time.time())
+        if config.monitoring.metrics_file:
+            write_metrics(config, history)
 
 
-def ping(config: Config, suffix: str) -> None:
+def ping(config: Config, command: str, suffix: str) -> None:
     """healthchecks.io convention: URL/start, then URL/<exit code>; never fails the run."""
-    url = config.monitoring.heartbeat_url
+    url = config.monitoring.heartbeat(command)
     if not url:
         return
     import requests
@@ -70,38 +73,70 @@ def ping(config: Config, suffix: str) -> None:
         requests.get(url.rstrip("/") + suffix, timeout=5)
 
 
-def write_metrics(config: Config, run: Run) -> None:
-    path = Path(config.monitoring.metrics_file or "")
-    now = time.time()
-    successes = _last_successes(config.state_dir)
-    if run.exit_code in (ExitCode.OK, ExitCode.PARTIAL):
-        successes[run.command] = now
-        write_atomic(config.state_dir / LAST_SUCCESS, json.dumps(successes).encode())
-    lines = [
-        "# HELP x3twilio_last_success_timestamp_seconds End of the last run that finished.",
-        "# TYPE x3twilio_last_success_timestamp_seconds gauge",
+def record(state_dir: Path, run: Run, now: float) -> dict[str, Any]:
+    """Add this run to what is known of every command's and source's last; saved atomically.
+    Only exit 0 is a success: a run that exited 1 left failures for a person."""
+    history = _history(state_dir)
+    last = history["commands"].setdefault(run.command, {})
+    last.update(finished=now, duration=now - run.started, exit_code=int(run.exit_code))
+    if run.exit_code == ExitCode.OK:
+        last["success"] = now
+    history["reads"].update(run.reads)
+    write_atomic(state_dir / RUNS, json.dumps(history, sort_keys=True).encode())
+    return history
+
+
+def _history(state_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((state_dir / RUNS).read_bytes())
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        data = {}
+    commands, reads = data.get("commands"), data.get("reads")
+    return {
+        "commands": commands if isinstance(commands, dict) else {},
+        "reads": reads if isinstance(reads, dict) else {},
+    }
+
+
+# name, help, the key of each command's last run it reads
+_COMMAND_SERIES = (
+    ("last_success_timestamp_seconds", "End of the command's last run that exited 0.", "success"),
+    ("last_run_timestamp_seconds", "End of the command's last run, whatever its exit.", "finished"),
+    ("run_duration_seconds", "Duration of the command's last run.", "duration"),
+    ("run_exit_code", "Exit code of the command's last run.", "exit_code"),
+)
+
+
+def write_metrics(config: Config, history: dict[str, Any]) -> None:
+    """Every command's series and the state's gauges, in one file replaced whole."""
+    lines = []
+    commands = sorted(history["commands"].items())
+    for name, text, key in _COMMAND_SERIES:
+        lines += [f"# HELP x3twilio_{name} {text}", f"# TYPE x3twilio_{name} gauge"]
+        lines += [
+            f'x3twilio_{name}{{command="{c}"}} {_number(last[key])}'
+            for c, last in commands
+            if isinstance(last.get(key), int | float)
+        ]
+    lines += [
+        "# HELP x3twilio_last_read_timestamp_seconds When each source was last read whole.",
+        "# TYPE x3twilio_last_read_timestamp_seconds gauge",
         *(
-            f'x3twilio_last_success_timestamp_seconds{{command="{c}"}} {t:.3f}'
-            for c, t in sorted(successes.items())
+            f'x3twilio_last_read_timestamp_seconds{{source="{s}"}} {_number(t)}'
+            for s, t in sorted(history["reads"].items())
+            if isinstance(t, int | float)
         ),
-        "# HELP x3twilio_run_duration_seconds Duration of the last run.",
-        "# TYPE x3twilio_run_duration_seconds gauge",
-        f'x3twilio_run_duration_seconds{{command="{run.command}"}} {now - run.started:.3f}',
-        "# HELP x3twilio_run_exit_code Exit code of the last run.",
-        "# TYPE x3twilio_run_exit_code gauge",
-        f'x3twilio_run_exit_code{{command="{run.command}"}} {int(run.exit_code)}',
         *_outbox_lines(config),
         *_lag_lines(config),
     ]
-    write_atomic(path, ("\n".join(lines) + "\n").encode())
+    path = Path(config.monitoring.metrics_file or "")
+    write_atomic(path, ("\n".join(lines) + "\n").encode(), config.monitoring.metrics_mode)
 
 
-def _last_successes(state_dir: Path) -> dict[str, float]:
-    try:
-        data = json.loads((state_dir / LAST_SUCCESS).read_bytes())
-    except (OSError, ValueError):
-        return {}
-    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.3f}"
 
 
 def _outbox_lines(config: Config) -> list[str]:

@@ -41,6 +41,7 @@ class RunReport:
     run_id: str
     counts: Counter[str] = field(default_factory=Counter)
     decided: list[Notification] = field(default_factory=list)
+    reads: dict[str, float] = field(default_factory=dict)  # source -> when read whole (epoch)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -168,6 +169,7 @@ class Poller:
             for rule in rules:
                 if rule.due is not None:
                     self._poll_due(source, rule)
+            self.report.reads[source.name] = time.time()
 
     def _watermarked(self) -> list[Source]:
         """The sources read by change (due-date rules read what is due, with no watermark)."""

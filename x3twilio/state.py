@@ -50,11 +50,12 @@ def usable(path: Path) -> None:
     raise StateCreateError(f"{what} {problem}; {fix}")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Temp file, fsync, rename, fsync the directory: the file is old or new, never half."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)  # the umask must not take what the reader needs
         try:
             os.write(fd, data)
             os.fsync(fd)
