@@ -42,7 +42,7 @@ def x3_clock() -> SimClock:
 # simulator switches of that variant. "rest-1/2": an older build sending Yes/No as 1/2.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "rest": ("rest", {}),
-    "graphql": ("graphql", {}),
+    "graphql": ("graphql", {"graphql": {"operations": ("smsLog", "payment")}}),
     "rest-1/2": ("rest", {"yes_no": "menu"}),
 }
 
@@ -112,9 +112,11 @@ class Env:
     def query_match(self, cls: str, count: int) -> str:
         """A fault `match` for the pages of a change query on `cls`, whatever the API."""
         if self.api == "graphql":
-            from x3twilio.x3.graphql import BUILTIN
+            from x3twilio.demo import graphql_x3
+            from x3twilio.x3.graphql_nodes import DEFAULTS
 
-            node = BUILTIN[cls][0].split(".")[1]
+            mapped = graphql_x3(self.x3)["nodes"].get(cls, {}).get("node")
+            node = (mapped or DEFAULTS[cls][0]).split(".")[1]
             return f"{node}.query(first:{count})"
         return f"{cls}?representation={cls}.$query&count={count}"
 

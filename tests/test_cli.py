@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_python_dash_m_is_the_same_program():
 
 
 def test_usage_errors_exit_2(env):
-    assert env.run("poll", "--since", "yesterday", expect=2).stderr.count("--since") >= 1
+    assert env.run("poll", "--since", "someday", expect=2).stderr.count("--since") >= 1
     assert "no rule reads source 'nope'" in env.run("poll", "--source", "nope", expect=2).stderr
     env.run("frobnicate", expect=2)
 
@@ -298,3 +299,46 @@ def test_check_says_cannot_reach_for_a_dead_address_and_no_fix_on_a_pass(env):
     assert twilio[2].startswith(f"cannot reach {dead}/") and "connection refused" in twilio[2]
     assert twilio[3].startswith("check the URL, DNS and the network")
     assert all(row[3:] in ([], [""]) for row in rows if row[0] == "✓")
+
+
+def test_secrets_come_from_an_env_file_that_only_its_owner_can_read(env):
+    import yaml
+
+    config = env.configure()
+    secret = config["x3"]["password"]
+    config["x3"]["password"] = "${X3_PASSWORD}"
+    env.config_path.write_text(yaml.safe_dump(config))
+    secrets = env.dir / "x3twilio.env"
+    secrets.write_text(f"# for cron\nexport X3_PASSWORD='{secret}'\n")
+    secrets.chmod(0o640)
+    said = env.run("--env-file", str(secrets), "poll", expect=78).stderr
+    assert f"readable by others (mode 0640): run `chmod 600 {secrets}`" in said
+    assert secret not in said
+    secrets.chmod(0o600)
+    env.run("--env-file", str(secrets), "poll")
+    assert "X3_PASSWORD" in env.run("poll", expect=78).stderr  # without it: not set
+
+    secrets.write_text(f"X3_PASSWORD={secret}\nthis line is {secret}\n")
+    said = env.run("--env-file", str(secrets), "poll", expect=78).stderr
+    assert "x3twilio.env: line 2: expected KEY=value" in said and secret not in said
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_the_systemd_units_it_writes_pass_systemd_analyze_verify(tmp_path):
+    written = subprocess.run(
+        [sys.executable, "-m", "x3twilio", "systemd-units", str(tmp_path / "units")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    names = sorted(Path(p).name for p in written)
+    assert names == [
+        "x3twilio-ingest.service", "x3twilio-ingest.timer", "x3twilio-poll.service",
+        "x3twilio-poll.timer", "x3twilio-shim.service",
+    ]  # fmt: skip
+    verified = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *written], capture_output=True, text=True
+    )
+    assert verified.returncode == 0, verified.stderr
+    poll = (tmp_path / "units" / "x3twilio-poll.service").read_text()
+    assert f"ExecStart={Path(sys.executable).parent}/x3twilio -q --env-file " in poll

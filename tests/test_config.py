@@ -178,3 +178,59 @@ def test_supplier_recipient_on_a_customer_source_is_refused(tmp_path):
     data["rules"][0]["when"] = {"amount": {"gt": 0}}
     data["rules"][0]["message"] = "x"
     assert "rules[0].to[0]: records of sales_invoices name a customer" in error_for(tmp_path, data)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://my_shim.example.com", "the host 'my_shim.example.com' has an underscore"),
+        ("https://-shim.example.com", "is not a valid host name"),
+        ("https://shim..example.com", "is not a valid host name"),
+        ("http://shim.example.com", "expected https:// for shim.example.com"),
+        ("http://10.0.0.5:8080", "expected https:// for 10.0.0.5"),
+        ("https://user:secret@shim.example.com", "credentials in the URL are refused"),
+        ("https://shim.example.com/?token=1", "without ?query or #fragment"),
+        ("https://shim.example.com/#x", "without ?query or #fragment"),
+        ("shim.example.com", "expected an http(s) URL"),
+    ],
+)
+def test_public_url_is_a_callback_base_twilio_accepts(tmp_path, url, problem):
+    """Twilio refuses a StatusCallback whose host has an underscore (error 21609) and
+    calls back over the internet: https, plain http only on this machine."""
+    message = error_for(tmp_path, {**example(), "public_url": url})
+    assert "public_url" in message and problem in message
+    assert "secret" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://x3twilio.example.com",
+        "https://x3twilio.example.com:8443/shim",
+        "https://203.0.113.7",
+        "http://127.0.0.1:8080",
+        "http://127.1.2.3:9000",
+        "http://[::1]:8080",
+        "http://localhost:8080",
+    ],
+)
+def test_public_url_accepts_https_and_plain_http_on_loopback(tmp_path, url):
+    config = load_config(write(tmp_path, {**example(), "public_url": url}), env=ENV)
+    assert config.public_url == url
+
+
+def test_a_bad_public_url_stops_the_cli_with_78_and_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    path = write(tmp_path, {**example(), "public_url": "https://my_shim.example.com"})
+    result = subprocess.run(
+        [sys.executable, "-m", "x3twilio", "--config", str(path), "check", "--offline"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **ENV},
+        timeout=60,
+    )
+    assert result.returncode == 78
+    assert "public_url" in result.stderr and "underscore" in result.stderr
+    assert "Traceback" not in result.stderr

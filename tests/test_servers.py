@@ -54,18 +54,20 @@ SERVERS = {
     # exactly as README deploys it
     "gunicorn-threads": lambda port: [
         str(BIN / "gunicorn"),
+        "--preload",  # the app is built before the workers: a bad config stops the server
         "-w",
         "2",
         "--threads",
         "8",
         "-b",
         f"127.0.0.1:{port}",
-        "x3twilio.wsgi:application",
+        "x3twilio.wsgi:create_app()",
     ],
     "waitress": lambda port: [
         str(BIN / "waitress-serve"),
         f"--listen=127.0.0.1:{port}",
-        "x3twilio.wsgi:application",
+        "--call",
+        "x3twilio.wsgi:create_app",
     ],
     "serve": lambda port: [
         sys.executable,
@@ -326,3 +328,17 @@ def test_a_payload_that_cannot_be_stored_whole_gets_503_and_nothing_half_stored(
         for _ in range(2):
             assert exchange(port, head(str(len(large)), large_signature) + large)[0] == 200
     assert len(spooled(env)) == 2
+
+
+@pytest.mark.parametrize("name", ["gunicorn-threads", "waitress"])
+def test_the_shim_will_not_start_on_a_configuration_it_cannot_load(env, name):
+    env.config_path.write_text("x3: {}\n")
+    process = subprocess.run(
+        SERVERS[name](free_port()),
+        env={**os.environ, "X3TWILIO_CONFIG": str(env.config_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert process.returncode != 0
+    assert "the shim cannot start" in process.stderr and "x3.url: required" in process.stderr

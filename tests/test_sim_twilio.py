@@ -481,10 +481,13 @@ def test_paging_should_follow_next_page_uri_with_page_tokens(
     assert page["previous_page_uri"] and page["first_page_uri"].endswith("PageSize=2&Page=0")
 
 
-def test_page_size_should_default_to_50_and_cap_at_1000(api: Api) -> None:
+def test_page_size_should_default_to_50_and_allow_1_to_1000(api: Api) -> None:
     assert api.request("GET", "Messages.json").json()["page_size"] == 50
+    for size in ("1", "1000"):
+        listed = api.request("GET", "Messages.json", params={"PageSize": size})
+        assert listed.json()["page_size"] == int(size)
     huge = api.request("GET", "Messages.json", params={"PageSize": "5000"})
-    assert huge.json()["page_size"] == 1000
+    assert (huge.status_code, error_of(huge)) == (400, 20001)
 
 
 def test_the_official_client_should_create_and_list_through_the_simulator(
@@ -699,7 +702,8 @@ def test_a_late_create_should_appear_only_after_the_client_gave_up(
     sim_server[0].app = sim
     live = Api(sim_server[1], sim)
     sim.faults.add("late", f"POST /2010-04-01/Accounts/{sim.account_sid}/{resource}", delay=0.3)
-    form = {"To": TO, "From": sim.phone_number, "Body": "Hello", "Url": "https://h.example/v"}
+    content = {"Body": "Hello"} if resource == "Messages.json" else {"Url": "https://h.example/v"}
+    form = {"To": TO, "From": sim.phone_number} | content
 
     with pytest.raises(requests.ReadTimeout):
         requests.post(live.url(resource), data=form, auth=live.live, timeout=0.2)
@@ -1097,3 +1101,284 @@ def test_recorded_dates_should_be_rfc2822_gmt(api: Api, sim: TwilioSimulator) ->
 
     sent = parsedate_to_datetime(sim.messages[0]["date_sent"])
     assert sent == datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
+
+
+# -- what Twilio's OpenAPI description refuses ----------------------------------------------
+
+CALL = {"To": TO, "From": "+15017122661", "Url": "https://h.example/v"}
+NUMBER = "IncomingPhoneNumbers/{number}.json"
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One request the description refuses, and what Twilio answers."""
+
+    method: str
+    path: str
+    change: dict[str, Any] | list[tuple[str, str]]  # on top of the base form, or the query
+    code: int
+    parameter: str
+    base: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def sms(change: dict[str, Any] | list[tuple[str, str]], code: int, parameter: str) -> Bad:
+    base = {"To": TO, "From": "+15017122661", "Body": "Hello"}
+    return Bad("POST", "Messages.json", change, code, parameter, base)
+
+
+def call(change: dict[str, Any] | list[tuple[str, str]], code: int, parameter: str) -> Bad:
+    return Bad("POST", "Calls.json", change, code, parameter, CALL)
+
+
+def listing(path: str, query: list[tuple[str, str]], parameter: str) -> Bad:
+    return Bad("GET", path, query, 20001, parameter)
+
+
+BAD_REQUESTS = {
+    "validity_period_0": sms({"ValidityPeriod": "0"}, 21624, "ValidityPeriod"),
+    "validity_period_36001": sms({"ValidityPeriod": "36001"}, 21624, "ValidityPeriod"),
+    "validity_period_not_integer": sms({"ValidityPeriod": "1.5"}, 21624, "ValidityPeriod"),
+    "status_callback_not_url": sms({"StatusCallback": "not a url"}, 21609, "StatusCallback"),
+    "status_callback_underscore_host": sms(
+        {"StatusCallback": "https://my_shim.example.com/twilio/status"}, 21609, "StatusCallback"
+    ),
+    "status_callback_ftp": sms({"StatusCallback": "ftp://h.example/s"}, 21609, "StatusCallback"),
+    "status_callback_4001": sms(
+        {"StatusCallback": "https://h.example/" + "s" * 3983}, 21609, "StatusCallback"
+    ),
+    "miscased_to": sms({"To": None, "to": TO}, 20001, "to"),
+    "miscased_body": sms({"Body": None, "body": "Hello"}, 20001, "body"),
+    "unknown_param": sms({"Url": "https://h.example/v"}, 20001, "Url"),
+    "missing_to": sms({"To": None}, 21604, "To"),
+    "body_and_no_from": sms({"From": None}, 21603, "From"),
+    "no_body_media_or_content": sms({"Body": None}, 21602, "Body"),
+    "body_1601": sms({"Body": "x" * 1601}, 21617, "Body"),
+    "repeated_body": sms([("Body", "one")], 20001, "Body"),
+    "bad_smart_encoded": sms({"SmartEncoded": "yes"}, 20001, "SmartEncoded"),
+    "bad_risk_check": sms({"RiskCheck": "maybe"}, 20001, "RiskCheck"),
+    "bad_content_retention": sms({"ContentRetention": "keep"}, 20001, "ContentRetention"),
+    "bad_schedule_type": sms({"ScheduleType": "later"}, 20001, "ScheduleType"),
+    "bad_phone_to": sms({"To": "0612345678"}, 21211, "To"),
+    "bad_from": sms({"From": "not a number!"}, 21212, "From"),
+    "bad_messaging_service_sid": sms(
+        {"MessagingServiceSid": "MG123"}, 21705, "MessagingServiceSid"
+    ),
+    "bad_content_sid": sms({"ContentSid": "HX12"}, 20001, "ContentSid"),
+    "media_url_11": sms({"MediaUrl": ["https://h.example/a.png"] * 11}, 20001, "MediaUrl"),
+    "bad_send_at": sms({"SendAt": "tomorrow"}, 20001, "SendAt"),
+    "bad_max_price": sms({"MaxPrice": "cheap"}, 20001, "MaxPrice"),
+    "bad_attempt": sms({"Attempt": "twice"}, 20001, "Attempt"),
+    "json_body": Bad(
+        "POST",
+        "Messages.json",
+        {},
+        20001,
+        "Content-Type",
+        headers={"Content-Type": "application/json"},
+    ),
+    "call_without_url_or_twiml": call({"Url": None}, 21205, "Url"),
+    "call_bad_url": call({"Url": "/relative/v"}, 21205, "Url"),
+    "twiml_4001": call({"Url": None, "Twiml": "x" * 4001}, 20001, "Twiml"),
+    "bad_enum_status_callback_event": call(
+        [("StatusCallbackEvent", "completed"), ("StatusCallbackEvent", "finished")],
+        21626,
+        "StatusCallbackEvent",
+    ),
+    "bad_machine_detection": call({"MachineDetection": "Yes"}, 21234, "MachineDetection"),
+    "bad_async_amd": call({"AsyncAmd": "yes"}, 20001, "AsyncAmd"),
+    "bad_status_callback_method": call(
+        {"StatusCallbackMethod": "PUT"}, 20001, "StatusCallbackMethod"
+    ),
+    "bad_call_method": call({"Method": "DELETE"}, 21209, "Method"),
+    "bad_timeout": call({"Timeout": "soon"}, 20001, "Timeout"),
+    "bad_record_boolean": call({"Record": "yes"}, 20001, "Record"),
+    "bad_application_sid": call({"Url": None, "ApplicationSid": "AP1"}, 20001, "ApplicationSid"),
+    "call_to_not_an_endpoint": call({"To": "12"}, 21211, "To"),
+    "miscased_call_twiml": call({"twiml": "<Response/>"}, 20001, "twiml"),
+    "page_size_0": listing("Messages.json", [("PageSize", "0")], "PageSize"),
+    "page_size_5000": listing("Messages.json", [("PageSize", "5000")], "PageSize"),
+    "page_negative": listing("Calls.json", [("Page", "-1")], "Page"),
+    "bad_date_filter": listing("Messages.json", [("DateSent", "May 2")], "DateSent"),
+    "bad_date_day": listing("Messages.json", [("DateSent>", "2024-13-01")], "DateSent>"),
+    "unknown_list_filter": listing("Messages.json", [("Body", "Hello")], "Body"),
+    "bad_call_status_filter": listing("Calls.json", [("Status", "done")], "Status"),
+    "bad_start_time_filter": listing("Calls.json", [("StartTime>", "yesterday")], "StartTime>"),
+    "bad_boolean_filter": listing("IncomingPhoneNumbers.json", [("Beta", "maybe")], "Beta"),
+    "bad_number_filter": listing(
+        "IncomingPhoneNumbers.json", [("PhoneNumber", "abc")], "PhoneNumber"
+    ),
+    "number_bad_sms_url": Bad("POST", NUMBER, {"SmsUrl": "not a url"}, 20001, "SmsUrl"),
+    "number_bad_voice_method": Bad("POST", NUMBER, {"VoiceMethod": "PUT"}, 21403, "VoiceMethod"),
+    "number_miscased_sms_url": Bad(
+        "POST", NUMBER, {"smsUrl": "https://h.example/s"}, 20001, "smsUrl"
+    ),
+    "number_bad_receive_mode": Bad(
+        "POST", NUMBER, {"VoiceReceiveMode": "sms"}, 20001, "VoiceReceiveMode"
+    ),
+    "buy_without_number_or_area": Bad(
+        "POST", "IncomingPhoneNumbers.json", {"FriendlyName": "x"}, 20001, "PhoneNumber"
+    ),
+    "message_update_bad_status": Bad(
+        "POST", "Messages/{message}.json", {"Status": "sent"}, 30400, "Status"
+    ),
+    "fetch_with_a_query": Bad(
+        "GET", "Messages/{message}.json", [("PageSize", "1")], 20001, "PageSize"
+    ),
+}
+
+
+def form_of(bad: Bad) -> list[tuple[str, str]] | None:
+    if bad.method == "GET":
+        return None
+    if isinstance(bad.change, list):
+        return [*bad.base.items(), *bad.change]
+    fields = {name: value for name, value in (bad.base | bad.change).items() if value is not None}
+    return [(n, item) for n, v in fields.items() for item in (v if isinstance(v, list) else [v])]
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS), ids=list(BAD_REQUESTS))
+def test_what_twilios_description_refuses_is_refused_with_twilios_code(
+    api: Api, sim: TwilioSimulator, case: str
+) -> None:
+    bad = BAD_REQUESTS[case]
+    message = api.send({}).json()["sid"] if "{message}" in bad.path else ""
+    path = bad.path.format(number=sim.phone_number_sid, message=message)
+    body: Any = form_of(bad)
+    if bad.headers:
+        body = '{"To": "+33612345678", "From": "+15017122661", "Body": "Hello"}'
+    query = bad.change if bad.method == "GET" else None
+    created = len(sim.messages)
+
+    response = api.request(bad.method, path, data=body, params=query, headers=bad.headers)
+
+    assert (response.status_code, error_of(response)) == (400, bad.code)
+    assert bad.parameter.lower() in response.json()["message"].lower()
+    assert sim.refusals[-1]["parameter"] == bad.parameter
+    assert len(sim.refusals) == 1 and len(sim.messages) == created and sim.calls == []
+
+
+def test_refusals_and_served_operations_are_counted(api: Api, sim: TwilioSimulator) -> None:
+    api.send({})
+    api.send({"ValidityPeriod": "0"})
+
+    assert sim.served == {"CreateMessage": 1}
+    assert [r["code"] for r in sim.refusals] == [21624]
+    control = requests.get(f"{api.server.url}/_sim/refusals", timeout=5).json()
+    assert control == {"refusals": sim.refusals, "served": {"CreateMessage": 1}}
+
+
+def test_every_answer_carries_the_properties_of_its_response_schema(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    from x3twilio.simulators.twilio_oai import description, response_problems
+
+    described = description()
+    message = api.send({"StatusCallback": "https://h.example/s"}).json()
+    call_sid = api.request("POST", "Calls.json", data=CALL).json()["sid"]
+    number = sim.phone_number_sid
+    bought = {"PhoneNumber": "+15017122662", "StatusCallback": "https://h.example/c"}
+    answers = {
+        "FetchAccount": requests.get(
+            api.url("").removesuffix("/") + ".json", auth=api.live, timeout=5
+        ),
+        "CreateMessage": api.send({}),
+        "FetchMessage": api.request("GET", f"Messages/{message['sid']}.json"),
+        "UpdateMessage": api.request("POST", f"Messages/{message['sid']}.json", data={"Body": ""}),
+        "ListMessage": api.request("GET", "Messages.json"),
+        "CreateCall": api.request("POST", "Calls.json", data=CALL),
+        "FetchCall": api.request("GET", f"Calls/{call_sid}.json"),
+        "ListCall": api.request("GET", "Calls.json"),
+        "CreateIncomingPhoneNumber": api.request("POST", "IncomingPhoneNumbers.json", data=bought),
+        "FetchIncomingPhoneNumber": api.request("GET", NUMBER.format(number=number)),
+        "UpdateIncomingPhoneNumber": api.request(
+            "POST", NUMBER.format(number=number), data={"StatusCallback": "https://h.example/n"}
+        ),
+        "ListIncomingPhoneNumber": api.request("GET", "IncomingPhoneNumbers.json"),
+        "DeleteMessage": api.request("DELETE", f"Messages/{message['sid']}.json"),
+    }
+
+    assert set(answers) == set(described.operations)
+    for name, response in answers.items():
+        status, schema = described.answer_schema(described.operations[name])
+        assert response.status_code == status, name
+        if schema is None:
+            assert response.content == b""
+            continue
+        body = response.json()
+        if "$ref" in schema:
+            assert response_problems(described, schema["$ref"], body) == [], name
+            continue
+        (key,) = [k for k, v in schema["properties"].items() if v["type"] == "array"]
+        assert set(schema["properties"]) <= set(body), name
+        item_ref = schema["properties"][key]["items"]["$ref"]
+        assert body[key], name
+        for item in body[key]:
+            assert response_problems(described, item_ref, item) == [], name
+    listed = answers["ListIncomingPhoneNumber"].json()["incoming_phone_numbers"]
+    assert {n["status_callback"] for n in listed} == {"https://h.example/n", "https://h.example/c"}
+    assert sim.refusals == []
+
+
+def test_calls_should_be_filtered_on_status_and_start_time(api: Api, sim: TwilioSimulator) -> None:
+    sids = [
+        api.request("POST", "Calls.json", data=CALL | {"To": to}).json()["sid"]
+        for to in (TO, "+33700000000")
+    ]
+    done = next(c for c in sim.calls if c["sid"] == sids[0])
+    done |= {"status": "completed", "start_time": "Thu, 02 May 2024 09:31:00 +0000"}
+
+    def listed(**params: str) -> list[str]:
+        return [c["sid"] for c in api.request("GET", "Calls.json", params=params).json()["calls"]]
+
+    assert listed() == list(reversed(sids))
+    assert listed(Status="completed") == [sids[0]] and listed(Status="queued") == [sids[1]]
+    assert listed(To="+33700000000") == [sids[1]]
+    assert listed(StartTime="2024-05-02") == [sids[0]]
+    assert listed(**{"StartTime>": "2024-05-02T09:31:00Z"}) == [sids[0]]
+    assert listed(**{"StartTime<": "2024-05-02T09:30:59Z"}) == []
+    assert listed(StartTime="2024-05-03") == []
+
+
+def test_numbers_should_be_filtered_as_twilio_documents(api: Api, sim: TwilioSimulator) -> None:
+    bought = {"PhoneNumber": "+15017122662", "FriendlyName": "second"}
+    assert api.request("POST", "IncomingPhoneNumbers.json", data=bought).status_code == 201
+
+    def listed(**params: str) -> list[str]:
+        answer = api.request("GET", "IncomingPhoneNumbers.json", params=params).json()
+        return sorted(n["phone_number"] for n in answer["incoming_phone_numbers"])
+
+    both = ["+15017122661", "+15017122662"]
+    assert listed() == both
+    assert listed(PhoneNumber="+1501712266*") == both  # '*' stands for any digit
+    assert listed(PhoneNumber="2662") == ["+15017122662"]  # part of a number
+    assert listed(PhoneNumber="71*2661") == ["+15017122661"]
+    assert listed(PhoneNumber="9999") == []
+    assert listed(FriendlyName="second") == ["+15017122662"]
+    assert listed(Beta="false") == both and listed(Beta="true") == []
+    assert listed(Origin="twilio") == both and listed(Origin="hosted") == []
+
+
+def test_the_tools_own_traffic_is_all_twilios_description_accepts(env: Any) -> None:
+    """The real CLI sends, looks up after an unanswered create, checks, registers webhooks:
+    the simulator refuses none of it."""
+    from tests.test_channels import CALL as CALL_RULE
+    from tests.test_poll import HISTORY, ONLY_PO_APPROVED
+
+    env.public_url = "https://x3twilio.example.com"
+    sms_rule = {**ONLY_PO_APPROVED[0], "max_delay": "2h"}  # a ValidityPeriod on each message
+    env.configure(rules=[sms_rule, CALL_RULE], twilio={"timeout": "0.5s", "settle": "0.5s"})
+    account = f"POST /2010-04-01/Accounts/{env.twilio.account_sid}"
+    for resource in ("Messages", "Calls"):  # unanswered creates, looked up in the lists
+        env.twilio.faults.add("late", match=f"{account}/{resource}.json", delay=0.6)
+
+    env.run("poll", "--since", HISTORY, expect=1)  # US005's number is refused (21211)
+    env.run("check")
+    env.run("twilio", "register-webhooks", "--number", env.twilio.phone_number)
+
+    assert env.twilio.wait_settled(10)
+    served = env.twilio.served
+    for operation in ("CreateMessage", "ListMessage", "CreateCall", "ListCall", "FetchAccount"):
+        assert served[operation] >= 1, (operation, served)
+    assert served["ListIncomingPhoneNumber"] >= 2 and served["UpdateIncomingPhoneNumber"] == 1
+    assert env.twilio.refusals == []

@@ -32,6 +32,7 @@ class App:
     state_dir: str | None
     verbose: bool
     quiet: bool
+    env_file: str | None = None
 
     def config(self) -> Config:
         from x3twilio.config import config_path, load_config
@@ -49,6 +50,8 @@ class App:
             words += ["--config", self.config_option]
         if self.state_dir:
             words += ["--state-dir", self.state_dir]
+        if self.env_file:
+            words += ["--env-file", self.env_file]
         return shlex.join([*words, *args])
 
     def finish(self, command: str, code: int, failure: Failure) -> None:
@@ -159,6 +162,11 @@ def _failed(app: App, since: str, failed: int = 0, inbound: int = 0, rejected: i
     help="Configuration file [default: $X3TWILIO_CONFIG, else ./x3twilio.yaml].",
 )
 @click.option("--state-dir", metavar="DIR", help="State directory (overrides the config's).")
+@click.option(
+    "--env-file",
+    metavar="PATH",
+    help="Read KEY=value secrets from this file (mode 600); the environment wins.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and more detail.")
 @click.option(
     "-q", "--quiet", is_flag=True, help="Print nothing when all is well; a failure is one line."
@@ -166,7 +174,12 @@ def _failed(app: App, since: str, failed: int = 0, inbound: int = 0, rejected: i
 @click.version_option(__version__, prog_name="x3twilio")
 @click.pass_context
 def cli(
-    ctx: click.Context, config_option: str | None, state_dir: str | None, verbose: bool, quiet: bool
+    ctx: click.Context,
+    config_option: str | None,
+    state_dir: str | None,
+    env_file: str | None,
+    verbose: bool,
+    quiet: bool,
 ) -> None:
     """Tell suppliers and finance about Sage X3 events by SMS, from cron.
 
@@ -176,7 +189,13 @@ def cli(
     cannot be created/read or written · 75 another run holds the lock (quiet
     with -q) · 78 invalid configuration.
     """
-    ctx.obj = App(config_option, state_dir, verbose, quiet)
+    ctx.obj = App(config_option, state_dir, verbose, quiet, env_file)
+    if env_file:
+        import os
+
+        from x3twilio.envfile import load_env_file
+
+        load_env_file(Path(env_file), os.environ)
 
 
 @cli.command()
@@ -443,28 +462,102 @@ def serve(app: App, host: str, port: int) -> None:
         server.serve_forever()
 
 
+@cli.command("systemd-units")
+@click.argument("target", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+def systemd_units(app: App, target: Path) -> None:
+    """Write the systemd units (poll and ingest timers, the shim) for this installation.
+
+    ExecStart points at the directory of this x3twilio; review User=, the paths under
+    /etc/x3twilio and /var/lib/x3twilio, then copy them to /etc/systemd/system/.
+
+    \b
+    Example:
+      x3twilio systemd-units ./units && sudo cp ./units/* /etc/systemd/system/
+      sudo systemctl enable --now x3twilio-poll.timer x3twilio-ingest.timer x3twilio-shim
+    """
+    from x3twilio.units import write_units
+
+    try:
+        written = write_units(target)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write there: {exc.strerror}", param_hint="DIR") from None
+    for path in written:
+        app.say(str(path))
+
+
 @cli.group()
 def x3() -> None:
     """Sage X3 set-up."""
 
 
+class _Seconds(click.ParamType):
+    """A duration for the command line: 300, 90s, 5m."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        import re
+
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*", str(value))
+        seconds = float(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2] or "s"] if match else 0
+        if not 0 < seconds <= 86400:
+            self.fail(f"expected a duration such as 90s or 5m, up to 24h, got {value!r}", param)
+        return seconds
+
+
 @x3.command()
+@click.option("--no-browser", is_flag=True, help="Only print the address to open.")
+@click.option(
+    "--timeout",
+    type=_Seconds(),
+    default="5m",
+    show_default=True,
+    help="How long to wait for X3 Cloud's answer.",
+)
+@click.option(
+    "--cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PEM certificate, for an https redirect_uri.",
+)
+@click.option(
+    "--key", type=click.Path(dir_okay=False, path_type=Path), help="Its private key (PEM)."
+)
 @click.pass_obj
-def login(app: App) -> None:
+def login(app: App, no_browser: bool, timeout: float, cert: Path | None, key: Path | None) -> None:
     """Sign in to X3 Cloud once (OAuth2); later runs refresh the token on their own.
+
+    Opens X3 Cloud's approval page in a browser. Once the user accepts, X3 Cloud has the
+    browser POST the answer to x3.oauth2.redirect_uri: this command listens there (its
+    host and port, on this machine) until the answer comes or --timeout passes, then keeps
+    the refresh token and the regional endpoint X3 Cloud names in the state directory.
+
+    On a machine with no browser, use --no-browser, open the printed address on another
+    machine, and forward the redirect URI's port to this one first, for example
+    `ssh -L 8765:localhost:8765 this-host` for http://localhost:8765/callback.
 
     \b
     Example:
       x3twilio --config x3twilio.yaml x3 login
+      x3twilio --config x3twilio.yaml x3 login --no-browser --timeout 10m
     """
-    from x3twilio.x3.auth import oauth2_login
+    from x3twilio.transport import make_session
+    from x3twilio.x3.callback import sign_in
 
-    def prompt(url: str) -> str:
-        click.echo(f"Open this address, sign in, and paste the address it sends you to:\n{url}")
-        return str(click.prompt("Returned address or code"))
+    def announce(url: str) -> None:
+        click.echo(f"Open this address, sign in to X3 Cloud and accept:\n{url}")
+        if not no_browser:
+            import webbrowser
 
-    path = oauth2_login(app.config().x3, prompt)
-    app.say(f"signed in; the refresh token is kept in {path}")
+            with contextlib.suppress(Exception):  # no browser here: the address is printed
+                webbrowser.open(url)
+        if not app.quiet:
+            click.echo(f"Waiting up to {timeout:g}s for X3 Cloud's answer...", err=True)
+
+    done = sign_in(app.config().x3, announce, timeout, cert, key, make_session())
+    app.say(f"signed in to X3 Cloud; calls go to {done.root}; the refresh token is in {done.path}")
 
 
 @x3.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -32,7 +33,8 @@ class X3Config:
     timeout: float = 30.0
     lookback: float = 600.0  # seconds re-read behind the watermark (late commits)
     settle: float = 0.0  # seconds below X3's clock that a run leaves for the next one
-    # GraphQL (api: graphql) only; see x3twilio/x3/graphql.py and x3twilio/x3/auth.py.
+    # How X3 is signed in to (x3twilio/x3/auth.py): basic and oauth2 for either API,
+    # connected_app for GraphQL only; the rest of this block is GraphQL's.
     auth: str = "basic"  # basic | connected_app (on-premise JWT) | oauth2 (X3 Cloud)
     client_id: str = ""  # of the connected application, or of the X3 Cloud app
     client_secret: str = ""
@@ -45,6 +47,7 @@ class X3Config:
     mutations: Mapping[str, str] = field(
         default_factory=lambda: {"update": "update", "create": "create"}
     )
+    schema_max_age: float = 86400.0  # seconds a cached GraphQL schema is trusted (check rereads)
     state_dir: Path | None = None  # where the X3 Cloud refresh token is kept
     # Where suppliers and customers keep addresses, phones and contacts (x3.partners).
     partners: Mapping[str, PartnerShape] = field(default_factory=default_shapes)
@@ -63,6 +66,8 @@ class OAuth2Config:
     redirect_uri: str
     scope: str = "businessDomain.ALL api.graphQL"
     customer: str = ""
+    # api1 under the regional endpoint: Sage documents only GraphQL there, so configurable.
+    api1_path: str = "/api1/x3/erp/{folder}"
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class GraphQLNode:
 
     node: str | None = None  # e.g. x3Custom.smsLog; None keeps the built-in one
     key: tuple[str, ...] = ()
-    fields: Mapping[str, str] = field(default_factory=dict)  # X3 code -> "path [kind] ..."
+    fields: Mapping[str, str] = field(default_factory=dict)  # X3 code -> "path [n=value ...]"
 
 
 @dataclass(frozen=True)
@@ -259,7 +264,7 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
         file=path,
         x3=x3,
         twilio=_load_twilio(root.child("twilio", required=True)),
-        public_url=_url(root, "public_url", "http://127.0.0.1:8080", secret_free=False),
+        public_url=_public_url(root),
         state_dir=Path(state_dir).resolve() if state_dir else base / configured_state,
         region=_load_region(root),
         retry=_load_retry(root.child("retry")),
@@ -326,6 +331,61 @@ def _url(node: Node, key: str, default: str | None = None, *, secret_free: bool 
     return value.strip().rstrip("/")
 
 
+# A DNS label of a host name Twilio accepts in a callback URL (letters, digits, inner hyphens).
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _public_url(node: Node) -> str:
+    """Where Twilio reaches the shim: the base of every StatusCallback and webhook URL.
+
+    Twilio refuses a StatusCallback whose host is not a valid host name ("underscores are
+    not allowed", error 21609) and calls back over the internet, so https; plain http only
+    on a loopback host (a test, or a tunnel or proxy on this machine).
+    """
+    url = _url(node, "public_url", "http://127.0.0.1:8080", secret_free=False)
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.username is not None or parts.password is not None:
+        raise node.error(
+            "public_url",
+            "credentials in the URL are refused: Twilio would repeat them in every callback "
+            "and they get logged; the shim checks Twilio's signature instead",
+        )
+    problem = _callback_host_problem(host)
+    if problem:
+        raise node.error("public_url", f"{problem}: Twilio refuses such a callback URL")
+    if parts.scheme != "https" and not _is_loopback(host):
+        raise node.error(
+            "public_url",
+            f"expected https:// for {host}: Twilio calls back over the internet; plain http "
+            "only on a loopback host (127.0.0.1, ::1, localhost)",
+        )
+    return url
+
+
+def _callback_host_problem(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if "_" in host:
+        return f"the host {host!r} has an underscore"
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return f"the host {host!r} is not a valid host name"
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().removesuffix(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _load_x3(node: Node, state_dir: Path | None = None) -> X3Config:
     url = _url(node, "url")
     folder = node.get("folder", str)
@@ -335,8 +395,9 @@ def _load_x3(node: Node, state_dir: Path | None = None) -> X3Config:
     auth = node.get("auth", str, "connected_app" if api == "graphql" else "basic")
     if auth not in X3_AUTHS:
         raise node.error("auth", f"unknown auth {auth!r}; expected {', '.join(X3_AUTHS)}")
-    if api == "rest" and auth != "basic":
-        raise node.error("auth", "api rest uses basic; connected_app and oauth2 need graphql")
+    if api == "rest" and auth == "connected_app":
+        # Sage documents connected applications for GraphQL only; api1 takes Basic or OAuth2.
+        raise node.error("auth", "api rest takes basic or oauth2; connected_app needs graphql")
     page_size = node.get("page_size", int, 100)
     if not 1 <= page_size <= 200:
         raise node.error("page_size", "expected 1 to 200 (X3 guards larger pages)")
@@ -369,6 +430,7 @@ def _load_x3(node: Node, state_dir: Path | None = None) -> X3Config:
         packages=_load_packages(node),
         nodes=_load_nodes(node),
         mutations=_load_mutations(node.child("mutations")),
+        schema_max_age=node.duration("schema_max_age", DAY, 0.0, 365 * DAY),
         state_dir=state_dir,
         partners=_load_partners(node.child("partners")),
     )
@@ -401,12 +463,28 @@ def _load_partners(node: Node) -> dict[str, PartnerShape]:
 
 
 def _load_oauth2(node: Node) -> OAuth2Config:
+    authorize_url, token_url = _url(node, "authorize_url"), _url(node, "token_url")
+    _url(node, "redirect_uri")  # X3 Cloud POSTs the code there; kept as registered, verbatim
+    redirect_uri = node.get("redirect_uri", str).strip()
+    parts = urlsplit(redirect_uri)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        raise node.error(
+            "redirect_uri",
+            "an http redirect_uri must be on this machine (http://localhost:PORT/...): the "
+            "authorisation code would cross the network in clear; use https",
+        )
+    api1_path = node.get("api1_path", str, OAuth2Config.api1_path)
+    if not api1_path.startswith("/") or re.search(r"[?#]|\{(?!folder\})", api1_path):
+        raise node.error(
+            "api1_path", f"expected a path such as /api1/x3/erp/{{folder}}, got {api1_path!r}"
+        )
     oauth2 = OAuth2Config(
-        authorize_url=_url(node, "authorize_url"),
-        token_url=_url(node, "token_url"),
-        redirect_uri=node.get("redirect_uri", str),
+        authorize_url=authorize_url,
+        token_url=token_url,
+        redirect_uri=redirect_uri,
         scope=node.get("scope", str, OAuth2Config.scope),
         customer=node.get("customer", str, ""),
+        api1_path=api1_path.rstrip("/"),
     )
     node.done()
     return oauth2

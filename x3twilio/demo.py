@@ -75,9 +75,16 @@ def sim_config(
     return config
 
 
+# The simulated site's own API operations (X3 builder): its SMS log table and a payments
+# node (Sage's schema has none). Their field names are the site's, so the config names them.
+SIM_OPERATIONS = ("smsLog", "payment")
+
+
 def graphql_x3(x3sim: X3Simulator) -> dict[str, Any]:
-    """The x3 keys for the simulator's GraphQL API: its connected app, its SMS log node."""
+    """The x3 keys for the simulator's GraphQL API: its connected app, and the nodes of the
+    site's own API operations (the notes log YSMSLOG and the payments PAYMENTH)."""
     endpoint = x3sim.graphql
+    partner_type = "businessPartnerType 1=customer 2=supplier"
     return {
         "api": "graphql",
         "auth": "connected_app",
@@ -85,22 +92,55 @@ def graphql_x3(x3sim: X3Simulator) -> dict[str, Any]:
         "client_secret": endpoint.client_secret,
         "token_validity": "5m",
         "nodes": {
-            "YSMSLOG": {  # a table of the customer's own, exposed with X3 builder
+            "YSMSLOG": {
                 "node": "x3Custom.smsLog",
                 "key": ["LOGNUM"],
                 "fields": {
                     "LOGNUM": "id",
-                    "BPTYP": "businessPartnerType enum 1=customer 2=supplier",
+                    "BPTYP": partner_type,
                     "BPNUM": "businessPartner",
                     "DOCNUM": "document",
                     "PHONE": "phone",
                     "DIRECTION": "direction",
                     "MSGSID": "messageSid",
                     "TEXT": "text",
-                    "LOGDATTIM": "loggedAt stamp",
-                    "UPDDATTIM": "_updateStamp stamp",
+                    "LOGDATTIM": "loggedAt",
+                    "UPDDATTIM": "_updateStamp",
                 },
-            }
+            },
+            "PAYMENTH": {
+                "node": "x3Custom.payment",
+                "key": ["NUM"],
+                "fields": {
+                    "NUM": "id",
+                    "PAYTYP": "entryType",
+                    "PAM": "paymentMethod",
+                    "BPR": "businessPartner",
+                    "BPRTYP": partner_type,
+                    "BPANAM": "businessPartnerName",
+                    "CRY": "country",
+                    "BAN": "bank",
+                    "SNS": "direction 1=expense 2=revenue",
+                    "AMTCUR": "amountInCurrency",
+                    "CUR": "currency",
+                    "AMTBAN": "amountInBankCurrency",
+                    "ACCDAT": "accountingDate",
+                    "DUDDAT": "dueDate",
+                    "VALDAT": "valueDate",
+                    "BANDAT": "bankDate",
+                    "REF": "reference",
+                    "DES": "description",
+                    "CHQNUM": "checkNumber",
+                    "STA": "status 1=entered 2=accepted 3=inDraftManagement 9=inTheBank 11=unpaid",
+                    "PST": "isPosted",
+                    "CPY": "company",
+                    "FCY": "site",
+                    "CREDATTIM": "_createStamp",
+                    "UPDDATTIM": "_updateStamp",
+                    "CREUSR": "_createUser",
+                    "UPDUSR": "_updateUser",
+                },
+            },
         },
     }
 
@@ -129,7 +169,7 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     shim = RunningServer(_unready)  # its address first: it is the public URL in the config
     with (
-        serve(X3Simulator(representations=DEMO_REPRESENTATIONS)) as x3,
+        serve(_demo_x3(api)) as x3,
         serve(TwilioSimulator()) as twilio,
         serve(SendGridSimulator()) as sendgrid,
         shim,
@@ -207,6 +247,14 @@ def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
             replies = x3sim.get("PORDER", order)["ZREPLIES"]
             echo(f"And on the order itself (PORDER {order}, ZPORDER.ZREPLIES):\n   {replies}")
         echo("\nAudit trail: " + _audit_summary(config.state_dir))
+
+
+def _demo_x3(api: str) -> X3Simulator:
+    if api == "graphql":  # the site's own API operations, as graphql_x3 maps them
+        return X3Simulator(
+            representations=DEMO_REPRESENTATIONS, graphql={"operations": SIM_OPERATIONS}
+        )
+    return X3Simulator(representations=DEMO_REPRESENTATIONS)
 
 
 def _unready(environ: object, start_response: Any) -> list[bytes]:

@@ -122,7 +122,12 @@ def _x3_checks(config: Config, session: requests.Session) -> list[Check]:
         from x3twilio.site import site_checks
 
         return [*_guarded_site(lambda: site_checks(config, client)), *_reach_checks(config, client)]
-    return [*_package_checks(config), *_reach_checks(config, client)]
+    from x3twilio.x3.gql_site import graphql_site_checks  # the schema, introspected
+
+    return [
+        *_guarded_site(lambda: graphql_site_checks(config, client)),  # type: ignore[arg-type]
+        *_reach_checks(config, client),
+    ]
 
 
 def _guarded_site(probe: Callable[[], list[Check]]) -> list[Check]:
@@ -153,31 +158,6 @@ def _reach_checks(config: Config, client: Any) -> list[Check]:
             _guard(f"X3 {source.name}", probe, "check x3.url, x3.folder and the credentials")
         )
     return checks
-
-
-def _package_checks(config: Config) -> list[Check]:
-    """GraphQL: the root package names this X3 answers to (they changed across releases)."""
-    from x3twilio.x3.graphql import discover_packages
-
-    def probe() -> Check:
-        found = discover_packages(config.x3)
-        if not found:
-            return Check(
-                "X3 GraphQL packages",
-                False,
-                "none found by introspection",
-                "check x3.url, x3.graphql_path and x3.folder",
-            )
-        renamed = {k: v for k, v in found.items() if k != v}
-        detail = ", ".join(f"{k}→{v}" if k != v else k for k, v in sorted(found.items()))
-        fix = (
-            ""
-            if not renamed or dict(config.x3.packages) == renamed
-            else ("set x3.packages: " + ", ".join(f"{k}: {v}" for k, v in renamed.items()))
-        )
-        return Check("X3 GraphQL packages", not fix, detail, fix)
-
-    return [_guard("X3 GraphQL packages", probe, "check the X3 credentials")]
 
 
 def _twilio_checks(config: Config, session: requests.Session) -> list[Check]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from x3twilio.config import NoteTarget
-from x3twilio.errors import X3Error
+from x3twilio.errors import X3Error, X3FieldError
 from x3twilio.sources import Source
 from x3twilio.x3 import X3Client
 from x3twilio.x3.partners import PARTNER_KINDS, PartnerShape
@@ -83,7 +83,7 @@ class NoteWriter:
                     outcome.landed.append(
                         self.client.retrier.call(self._append, target, place, note)
                     )
-            except NoRoom as exc:
+            except (NoRoom, X3FieldError) as exc:  # this target cannot take it: say why
                 outcome.refused.append(str(exc))
         return outcome
 

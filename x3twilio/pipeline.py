@@ -69,15 +69,6 @@ class Poller:
     ) -> None:
         self.config, self.dry_run, self.since, self.clock = config, dry_run, since, clock
         self.sources = [s for s in config.used_sources() if not only or s.name in only]
-        session = make_session()
-        retrier = Retrier(config.retry, sleep=sleep)
-        self.x3 = x3 or make_client(config.x3, session, retrier)
-        self.partners = PartnerDirectory(self.x3, config.x3.partners)
-        self.senders = make_senders(config, session, retrier)
-        self.sleep = sleep
-        self.report = RunReport(new_run_id(clock()))
-        self._x3_now: datetime | None = None
-        self._replay_of: str | None = None  # set while replaying: audit says what was retried
         reads: dict[str, set[str]] = {}  # per source: the fields its rules read
         for rule in config.rules:
             reads.setdefault(rule.source, set()).update(rule.names())
@@ -88,6 +79,15 @@ class Poller:
             s.name: tuple(dict.fromkeys(code for code, _, _ in needed(s, config.rules)))
             for s in self.sources
         }
+        session = make_session()
+        retrier = Retrier(config.retry, sleep=sleep)
+        self.x3 = x3 or make_client(config.x3, session, retrier, self._needed)
+        self.partners = PartnerDirectory(self.x3, config.x3.partners)
+        self.senders = make_senders(config, session, retrier)
+        self.sleep = sleep
+        self.report = RunReport(new_run_id(clock()))
+        self._x3_now: datetime | None = None
+        self._replay_of: str | None = None  # set while replaying: audit says what was retried
 
     def run(self) -> RunReport:
         if self.dry_run:

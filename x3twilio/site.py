@@ -1,4 +1,6 @@
-"""`check` against the customer's X3 (api1): is every field the configuration needs there?
+"""`check` against the customer's X3: is every field the configuration needs there?
+
+api1 here; GraphQL feeds `source_check` the node as introspected (x3/gql_site.py).
 
 Per source, for the partner look-ups and for each note target, the fields that keys, the
 change stamp, rules, templates and recipients need are looked up in what X3 exposes
@@ -19,17 +21,22 @@ from x3twilio.x3.partners import PARTNER_KINDS, PartnerShape
 
 
 def site_checks(config: Config, client: Describer) -> list[Check]:
-    checks = [_source_check(config, s, client) for s in config.used_sources()]
-    kinds = _partner_kinds(config)
+    checks = [source_check(config, s, _query_facet(client, s)) for s in config.used_sources()]
+    kinds = partner_kinds(config)
     checks += [_partner_check(config.x3.partners[k], client) for k in kinds]
     checks += [_note_check(config, t, client) for t in config.inbound.notes]
     return checks
 
 
-def _source_check(config: Config, source: Source, client: Describer) -> Check:
-    exposed = describe(client, source.x3_class, source.representation, "$query")
+def _query_facet(client: Describer, source: Source) -> Exposed:
+    return describe(client, source.x3_class, source.representation, "$query")
+
+
+def source_check(config: Config, source: Source, exposed: Exposed) -> Check:
+    """What `source` needs against what X3 exposes (api1's representation, or GraphQL's
+    node as introspected): present with a kind this tool reads, or missing with the fix."""
     name = f"X3 {source.name} fields"
-    where = f"{source.x3_class} ({source.representation}.$query, by {exposed.how})"
+    where = exposed.label or f"{source.x3_class} ({source.representation}.$query, by {exposed.how})"
     if not exposed.properties:
         return Check(name, False, f"{where}: nothing to read", "check the class and representation")
     problems: dict[str, tuple[str, str]] = {}
@@ -37,7 +44,7 @@ def _source_check(config: Config, source: Source, client: Describer) -> Check:
     for code, kind, why in needed(source, config.rules):
         found = exposed.properties.get(code)
         if found is None:
-            what, fix = exposure_fix(source, code)
+            what, fix = exposed.missing.get(code) or exposure_fix(source, code)
             problems.setdefault(code, (f"does not expose {what} (needed by {why})", fix))
         elif kind and not _reads(kind, found):
             f = next((f for f in source.fields.values() if f.code == code), None)
@@ -56,7 +63,7 @@ def _reads(kind: str, found: Property) -> bool:
     return found.kind == "?" or found.kind in COMPATIBLE.get(kind, {kind})
 
 
-def _partner_kinds(config: Config) -> list[str]:
+def partner_kinds(config: Config) -> list[str]:
     """The kinds of partner that rules text or mail, or that replies come from."""
     kinds: set[str] = set()
     for rule in config.rules:
@@ -100,7 +107,7 @@ def _partner_check(shape: PartnerShape, client: Describer) -> Check:
 
 
 def _note_check(config: Config, target: NoteTarget, client: Describer) -> Check:
-    x3_class, representation = _target_class(config, target)
+    x3_class, representation = target_class(config, target)
     name = f"X3 notes on {target.on}"
     if target.mode == "append":
         exposed = describe(client, x3_class, representation, "$edit")
@@ -148,7 +155,7 @@ def _note_check(config: Config, target: NoteTarget, client: Describer) -> Check:
     return Check(name, True, f"replies create records of {where}")
 
 
-def _target_class(config: Config, target: NoteTarget) -> tuple[str, str]:
+def target_class(config: Config, target: NoteTarget) -> tuple[str, str]:
     if target.on in config.sources:
         source = config.sources[target.on]
         base: tuple[str, str] = (source.x3_class, source.representation)

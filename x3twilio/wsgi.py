@@ -230,6 +230,22 @@ def application(environ: dict[str, Any], start_response: StartResponse) -> Itera
     return _shim(environ, start_response)
 
 
+def create_app() -> Shim:
+    """The shim, its configuration read now: the WSGI server's factory
+    (`gunicorn 'x3twilio.wsgi:create_app()'`, `waitress-serve --call x3twilio.wsgi:create_app`).
+
+    A configuration that cannot be loaded stops the server at start, saying why, rather than
+    answering every request with an error.
+    """
+    from x3twilio.config import config_path, load_config
+
+    try:
+        return Shim(load_config(config_path(None, os.environ)))
+    except X3TwilioError as exc:
+        sys.stderr.write(f"x3twilio: the shim cannot start: {exc}\n")
+        raise SystemExit(int(exc.exit_code)) from None
+
+
 # -- `x3twilio serve`: the standard library's server, made safe enough to face Twilio --------
 
 

@@ -1,11 +1,14 @@
 """A faithful Twilio REST API (2010-04-01) and webhook sender, as a WSGI app.
 
-Serves Messages, Calls and IncomingPhoneNumbers with Basic auth (Account SID +
-Auth Token, an API key, or the test credentials with their magic numbers), the
-exact error bodies and codes, list filters and paging, injected faults, and the
-concurrency limit. It also plays Twilio's side of the webhooks: signed status
-callbacks, incoming messages and calls with their recording and transcription
-callbacks. Wire-level details follow shared/reference/TWILIO.md.
+Serves Messages, Calls, IncomingPhoneNumbers and the Account with Basic auth (Account
+SID + Auth Token, an API key, or the test credentials with their magic numbers). Every
+request is checked against Twilio's own OpenAPI description (`twilio_oai`): what it
+refuses is answered with Twilio's error body and code, and recorded in `refusals`, so a
+test can tell that a client only sends what Twilio accepts. Answers carry every property
+of the description's response schemas (`twilio_resources`); lists honour the filters and
+paging the description documents. It also plays Twilio's side of the webhooks
+(`twilio_webhooks`): signed status callbacks, incoming messages and calls with their
+recording and transcription callbacks. Wire-level details follow TWILIO.md.
 
 Faults (`faults.add(kind, match, skip=, times=, delay=)`): an HTTP status ("429", "500",
 ...), "error:<code>" (Twilio's answer for that error code), "html", "garbage", "timeout"
@@ -33,14 +36,13 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urljoin
+from urllib.parse import parse_qsl, urljoin
 
-import phonenumbers
 import requests
 
 from x3twilio.segments import segment_info
@@ -56,92 +58,41 @@ from x3twilio.simulators import (
     respond,
     sleep_ms,
 )
+from x3twilio.simulators.twilio_errors import STATUS_CODES, ApiError, Refusal
+from x3twilio.simulators.twilio_oai import Operation, description
+from x3twilio.simulators.twilio_resources import (
+    Form,
+    MessageRequest,
+    account_resource,
+    call_matches,
+    call_resource,
+    first,
+    inbound_message_resource,
+    message_matches,
+    message_resource,
+    new_sid,
+    number_matches,
+    number_resource,
+    options,
+    page_envelope,
+    public,
+    rfc2822,
+    update_number,
+)
+from x3twilio.simulators.twilio_webhooks import (
+    USER_AGENT,
+    IncomingCall,
+    Overrides,
+    PendingCallback,
+    find_record,
+    incoming_sms_params,
+    status_params,
+    wants_transcription,
+)
 
 Clock = Callable[[], datetime]
-Form = list[tuple[str, str]]
 
-API_VERSION = "2010-04-01"
-API_BASE = "https://api.twilio.com"
-MAX_BODY_CHARS = 1600
 E164 = re.compile(r"\+[1-9]\d{1,14}")
-USER_AGENT = "TwilioProxy/1.1"
-
-# -- errors -----------------------------------------------------------------------
-
-ERROR_TEXT: dict[int, str] = {
-    20001: "Invalid parameter: {detail}",
-    20003: "Authenticate",
-    20004: "Method not allowed",
-    20005: "Account not active",
-    20008: "Resource not accessible with Test Account Credentials",
-    20404: "The requested resource {path} was not found",
-    20429: "Too Many Requests",
-    20500: "Internal Server Error",
-    20503: "Service Unavailable",
-    21201: "No 'To' number is specified",
-    21205: "Url parameter is required.",
-    21210: "The source phone number provided, {from_}, is not yet verified for your "
-    "account. You may only make calls from phone numbers that you've verified or "
-    "purchased from Twilio.",
-    21211: "The 'To' number {to} is not a valid phone number.",
-    21212: "The 'From' number {from_} is not a valid phone number, shortcode, or "
-    "alphanumeric sender ID.",
-    21213: "No 'From' number is specified",
-    21214: "'To' phone number cannot be reached",
-    21215: "Account not authorized to call {to}. Perhaps you need to enable some "
-    "international permissions.",
-    21216: "Account not allowed to call {to}",
-    21217: "Phone number does not appear to be valid",
-    21408: "Permission to send an SMS has not been enabled for the region indicated "
-    "by the 'To' number: {to}.",
-    21421: "PhoneNumber is invalid",
-    21422: "PhoneNumber is not available",
-    21452: "No phone numbers found in area code {area}",
-    21602: "Message body is required.",
-    21603: "A 'From' or 'MessagingServiceSid' parameter is required to send a message.",
-    21604: "A 'To' phone number is required.",
-    21606: "The 'From' phone number provided ({from_}) is not a valid message-enabled "
-    "phone number for this account.",
-    21610: "Attempt to send to unsubscribed recipient",
-    21611: "This 'From' number has exceeded the maximum number of queued messages",
-    21612: "The 'To' phone number: {to}, is not currently reachable using the 'From' "
-    "phone number: {from_} via SMS.",
-    21614: "'To' number {to} is not a valid mobile number",
-    21617: "The concatenated message body exceeds the 1600 character limit.",
-    21701: "The Messaging Service Sid {msid} is invalid.",
-    21705: "The Messaging Service Sid {msid} is invalid.",
-    30400: "Parameters are not valid",
-    30409: "This message cannot be canceled",
-}
-# 20005's HTTP status is not documented (TWILIO.md has no 20005): 401, like 20003.
-ERROR_STATUS = {20003: 401, 20004: 405, 20005: 401, 20008: 403, 20404: 404, 20429: 429}
-ERROR_STATUS |= {20500: 500, 20503: 503}
-ERROR_DETAIL = {20003: "Your AccountSid or AuthToken was incorrect."}
-STATUS_CODES = {401: 20003, 429: 20429, 500: 20500, 503: 20503}
-
-
-class ApiError(Exception):
-    """A Twilio REST error: HTTP status plus the JSON body of TWILIO.md §2.3."""
-
-    def __init__(self, code: int, **context: str) -> None:
-        self.code = code
-        self.status = ERROR_STATUS.get(code, 400)
-        template = ERROR_TEXT.get(code, "Error {code}")
-        self.message = template.format(code=code, **_defaults(context))
-        super().__init__(self.message)
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.code in ERROR_DETAIL:
-            body["detail"] = ERROR_DETAIL[self.code]
-        body["more_info"] = f"https://www.twilio.com/docs/errors/{self.code}"
-        body["status"] = self.status
-        return body
-
-
-def _defaults(context: Mapping[str, str]) -> dict[str, str]:
-    keys = ("to", "from_", "msid", "path", "area", "detail")
-    return dict.fromkeys(keys, "") | dict(context)
 
 
 class Reply(NamedTuple):
@@ -178,15 +129,10 @@ MAGIC_BUY_NUMBER = {"+15005550000": 21422, "+15005550001": 21421}
 
 TERMINAL = {"delivered", "undelivered", "failed", "canceled", "read"}
 CANCELABLE = {"scheduled", "queued", "accepted"}
-PRIVATE_KEYS = ("test", "status_callback", "validity_period")
 ACCOUNT_STATUSES = ("active", "suspended", "closed")  # the Account resource's enum (OAI)
-ALPHANUMERIC_SENDER = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}")
 LATE_LIMIT = 60.0  # seconds a "late" request waits at most for the client to give up
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 START_WORDS = {"START", "YES", "UNSTOP"}
-
-
-# -- small helpers ------------------------------------------------------------------
 
 
 def stable_hex(label: str) -> str:
@@ -194,567 +140,25 @@ def stable_hex(label: str) -> str:
     return hashlib.sha256(f"x3twilio-simulator:{label}".encode()).hexdigest()[:32]
 
 
-def new_sid(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex
-
-
-def rfc2822(moment: datetime) -> str:
-    return format_datetime(moment.astimezone(UTC).replace(microsecond=0))
-
-
-def first(form: Form, name: str) -> str | None:
-    return next((value for key, value in form if key == name), None)
-
-
-def every(form: Form, name: str) -> list[str]:
-    return [value for key, value in form if key == name]
-
-
-def public(resource: dict[str, Any]) -> dict[str, Any]:
-    """The resource as the API shows it, without the simulator's bookkeeping."""
-    return {key: value for key, value in resource.items() if key not in PRIVATE_KEYS}
-
-
-def formatted(number: str) -> str:
-    try:
-        parsed = phonenumbers.parse(number)
-    except phonenumbers.NumberParseException:
-        return number
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-
-
-def country_of(number: str) -> str:
-    try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(number))
-    except phonenumbers.NumberParseException:
-        return ""
-    return region or ""
-
-
-def geo(prefix: str, number: str) -> dict[str, str]:
-    """Twilio's geo fields; city, state and zip are often empty, as here."""
-    fields = {f"{prefix}City": "", f"{prefix}State": "", f"{prefix}Zip": ""}
-    return fields | {f"{prefix}Country": country_of(number)}
-
-
-# -- resources ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MessageRequest:
-    """The form fields of a Messages create that the simulator looks at."""
-
-    to: str
-    from_: str
-    msid: str
-    body: str
-    media: list[str]
-    status_callback: str | None
-    validity_period: str | None = None  # seconds Twilio may queue it (kept, not enforced)
-
-    @classmethod
-    def parse(cls, form: Form) -> MessageRequest:
-        return cls(
-            to=first(form, "To") or "",
-            from_=first(form, "From") or "",
-            msid=first(form, "MessagingServiceSid") or "",
-            body=first(form, "Body") or "",
-            media=every(form, "MediaUrl"),
-            status_callback=first(form, "StatusCallback") or None,
-            validity_period=first(form, "ValidityPeriod") or None,
-        )
-
-
-def check_message_fields(request: MessageRequest) -> None:
-    """Raise the first error Twilio reports for a malformed create, in Twilio's order."""
-    if not request.to:
-        raise ApiError(21604)
-    if not (request.from_ or request.msid):
-        raise ApiError(21603)
-    if not (request.body or request.media):
-        raise ApiError(21602)
-    if len(request.body) > MAX_BODY_CHARS:
-        raise ApiError(21617)
-    if not E164.fullmatch(request.to):
-        raise ApiError(21211, to=request.to)
-    if request.to in MAGIC_SMS_TO:
-        raise ApiError(MAGIC_SMS_TO[request.to], to=request.to, from_=request.from_)
-
-
-def message_resource(
-    account: str, request: MessageRequest, now: datetime, test: bool
-) -> dict[str, Any]:
-    sid = new_sid("SM")
-    uri = f"/{API_VERSION}/Accounts/{account}/Messages/{sid}"
-    segments = str(segment_info(request.body).segments)
-    return {
-        "account_sid": account,
-        "api_version": API_VERSION,
-        "body": request.body,
-        "date_created": rfc2822(now),
-        "date_sent": None,
-        "date_updated": rfc2822(now),
-        "direction": "outbound-api",
-        "error_code": None,
-        "error_message": None,
-        "from": request.from_ or None,
-        "messaging_service_sid": request.msid or None,
-        "num_media": str(len(request.media)),
-        "num_segments": "0" if request.msid else segments,
-        "price": None,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": "accepted" if request.msid else "queued",
-        "subresource_uris": {
-            "media": f"{uri}/Media.json",
-            "feedback": f"{uri}/Feedback.json",
-        },
-        "to": request.to,
-        "uri": f"{uri}.json",
-        "test": test,
-        "status_callback": request.status_callback,
-        "validity_period": request.validity_period,
-    }
-
-
-def inbound_message_resource(
-    account: str, sid: str, from_: str, to: str, body: str, now: datetime
-) -> dict[str, Any]:
-    uri = f"/{API_VERSION}/Accounts/{account}/Messages/{sid}"
-    return {
-        "account_sid": account,
-        "api_version": API_VERSION,
-        "body": body,
-        "date_created": rfc2822(now),
-        "date_sent": rfc2822(now),
-        "date_updated": rfc2822(now),
-        "direction": "inbound",
-        "error_code": None,
-        "error_message": None,
-        "from": from_,
-        "messaging_service_sid": None,
-        "num_media": "0",
-        "num_segments": str(segment_info(body).segments),
-        "price": None,
-        "price_unit": "USD",
-        "sid": sid,
-        "status": "received",
-        "subresource_uris": {"media": f"{uri}/Media.json"},
-        "to": to,
-        "uri": f"{uri}.json",
-    }
-
-
-def call_resource(
-    account: str, form: Form, now: datetime, test: bool, number_sid: str | None
-) -> dict[str, Any]:
-    sid = new_sid("CA")
-    uri = f"/{API_VERSION}/Accounts/{account}/Calls/{sid}"
-    to, from_ = first(form, "To") or "", first(form, "From") or ""
-    names = ("recordings", "notifications", "events", "feedback", "payments")
-    subresources = {name: f"{uri}/{name.capitalize()}.json" for name in names}
-    return {
-        "account_sid": account,
-        "annotation": None,
-        "answered_by": None,
-        "api_version": API_VERSION,
-        "caller_name": None,
-        "date_created": rfc2822(now),
-        "date_updated": rfc2822(now),
-        "direction": "outbound-api",
-        "duration": None,
-        "end_time": None,
-        "forwarded_from": None,
-        "from": from_,
-        "from_formatted": formatted(from_),
-        "group_sid": None,
-        "parent_call_sid": None,
-        "phone_number_sid": number_sid,
-        "price": None,
-        "price_unit": "USD",
-        "queue_time": "0",
-        "sid": sid,
-        "start_time": None,
-        "status": "queued",
-        "subresource_uris": subresources,
-        "to": to,
-        "to_formatted": formatted(to),
-        "trunk_sid": None,
-        "uri": f"{uri}.json",
-        "test": test,
-        "status_callback": first(form, "StatusCallback"),
-    }
-
-
-def number_resource(account: str, sid: str, number: str, now: datetime) -> dict[str, Any]:
-    uri = f"/{API_VERSION}/Accounts/{account}/IncomingPhoneNumbers/{sid}"
-    return {
-        "account_sid": account,
-        "address_requirements": "none",
-        "address_sid": None,
-        "api_version": API_VERSION,
-        "beta": False,
-        "bundle_sid": None,
-        "capabilities": {"voice": True, "sms": True, "mms": True, "fax": False},
-        "date_created": rfc2822(now),
-        "date_updated": rfc2822(now),
-        "emergency_address_sid": None,
-        "emergency_status": "Inactive",
-        "friendly_name": formatted(number),
-        "identity_sid": None,
-        "origin": "twilio",
-        "phone_number": number,
-        "sid": sid,
-        "sms_application_sid": None,
-        "sms_fallback_method": "POST",
-        "sms_fallback_url": None,
-        "sms_method": "POST",
-        "sms_url": None,
-        "status": "in-use",
-        "status_callback": None,
-        "status_callback_method": "POST",
-        "subresource_uris": {
-            "assigned_add_ons": f"{uri}/AssignedAddOns.json",
-        },
-        "trunk_sid": None,
-        "uri": f"{uri}.json",
-        "voice_application_sid": None,
-        "voice_caller_id_lookup": False,
-        "voice_fallback_method": "POST",
-        "voice_fallback_url": None,
-        "voice_method": "POST",
-        "voice_url": None,
-    }
-
-
-def snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-NUMBER_SETTINGS = {
-    "friendly_name",
-    "sms_application_sid",
-    "sms_fallback_method",
-    "sms_fallback_url",
-    "sms_method",
-    "sms_url",
-    "status_callback",
-    "status_callback_method",
-    "trunk_sid",
-    "voice_application_sid",
-    "voice_caller_id_lookup",
-    "voice_fallback_method",
-    "voice_fallback_url",
-    "voice_method",
-    "voice_url",
-}
-
-
-def update_number(number: dict[str, Any], form: Form, now: datetime) -> None:
-    """Apply SmsUrl, VoiceUrl, StatusCallback, ... to a number; ignore the rest."""
-    for name, value in form:
-        key = snake_case(name)
-        if key in NUMBER_SETTINGS:
-            number[key] = value == "true" if isinstance(number[key], bool) else value
-    number["date_updated"] = rfc2822(now)
-
-
-# -- list filters and paging (TWILIO.md §2.4) -----------------------------------------
-
-PAGING_KEYS = ("Page", "PageSize", "PageToken")
-DATE_FILTERS = {"DateSent": "=", "DateSent<": "<", "DateSent>": ">"}
-
-
-def parse_moment(value: str) -> date | datetime:
-    """A YYYY-MM-DD date or a YYYY-MM-DDTHH:MM:SSZ instant, as the API accepts."""
-    try:
-        if "T" in value:
-            return datetime.strptime(value + "+0000", "%Y-%m-%dT%H:%M:%SZ%z")
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(20001, detail=f"DateSent {value!r}") from None
-
-
-def date_matches(sent: datetime, operator: str, value: str) -> bool:
-    if value.startswith(("<=", ">=")):  # the documented DateSent=<=YYYY-MM-DD form
-        operator, value = value[0], value[2:]
-    moment = parse_moment(value)
-    if isinstance(moment, datetime):
-        return compare(sent, operator, moment)
-    return compare(sent.date(), operator, moment)  # a date covers its whole day
-
-
-def compare(point: date, operator: str, moment: date) -> bool:
-    if operator == "<":
-        return point <= moment  # "DateSent<" means on or before
-    if operator == ">":
-        return point >= moment  # "DateSent>" means on or after
-    return point == moment
-
-
-def date_sent_matches(date_sent: str | None, query: Mapping[str, str]) -> bool:
-    bounds = [(op, query[name]) for name, op in DATE_FILTERS.items() if name in query]
-    if not bounds:
-        return True
-    if date_sent is None:  # not yet sent: no date to compare
-        return False
-    sent = parsedate_to_datetime(date_sent)
-    return all(date_matches(sent, op, value) for op, value in bounds)
-
-
-def matches(resource: Mapping[str, Any], query: Mapping[str, str]) -> bool:
-    for name, key in (("To", "to"), ("From", "from")):
-        if name in query and resource.get(key) != query[name]:
-            return False
-    return date_sent_matches(resource.get("date_sent"), query)
-
-
-def page_size(query: Mapping[str, str]) -> int:
-    try:
-        size = int(query.get("PageSize", "50"))
-    except ValueError:
-        raise ApiError(20001, detail="PageSize") from None
-    return max(1, min(size, 1000))
-
-
-def page_start(items: list[dict[str, Any]], query: Mapping[str, str], size: int) -> int:
-    """Where a page starts: after the sid its PageToken names, else at Page * PageSize."""
-    token = query.get("PageToken", "")
-    sids = [item["sid"] for item in items]
-    if token.startswith("PA") and token[2:] in sids:
-        return sids.index(token[2:]) + 1
-    try:
-        return max(0, int(query.get("Page", "0"))) * size
-    except ValueError:
-        raise ApiError(20001, detail="Page") from None
-
-
-def page_envelope(key: str, items: list[dict[str, Any]], path: str, query: Form) -> dict[str, Any]:
-    """One page of a list, in the envelope of TWILIO.md §2.4, with relative URIs."""
-    options = dict(query)
-    size = page_size(options)
-    start = page_start(items, options, size)
-    page = start // size
-    chunk = items[start : start + size]
-    filters = [(name, value) for name, value in query if name not in PAGING_KEYS]
-
-    def uri(number: int, token: str | None = None) -> str:
-        paging = [("PageSize", str(size)), ("Page", str(number))]
-        paging += [("PageToken", token)] if token else []
-        return f"{path}?{urlencode(filters + paging)}"
-
-    more = start + size < len(items)
-    return {
-        key: [public(item) for item in chunk],
-        "end": start + max(len(chunk), 1) - 1,
-        "first_page_uri": uri(0),
-        "next_page_uri": uri(page + 1, "PA" + chunk[-1]["sid"]) if more else None,
-        "page": page,
-        "page_size": size,
-        "previous_page_uri": uri(page - 1) if page > 0 else None,
-        "start": start,
-        "uri": uri(page, options.get("PageToken")),
-    }
-
-
-# -- webhook delivery ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Overrides:
-    """Connection overrides from a webhook URL's #fragment (TWILIO.md §7.8)."""
-
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
-    retries: int = 1
-    policy: frozenset[str] = frozenset({"ct"})
-
-    @classmethod
-    def parse(cls, fragment: str) -> Overrides:
-        options = dict(parse_qsl(fragment))
-        try:
-            return cls(
-                connect_timeout=int(options.get("ct", 5000)) / 1000,
-                read_timeout=int(options.get("rt", 15000)) / 1000,
-                retries=min(int(options.get("rc", 1)), 5),
-                policy=frozenset(options.get("rp", "ct").split(",")),
-            )
-        except ValueError:
-            return cls()
-
-    def retry_after_error(self, error: requests.RequestException) -> bool:
-        if "all" in self.policy:
-            return True
-        if isinstance(error, requests.ConnectTimeout | requests.ConnectionError):
-            return "ct" in self.policy
-        return "rt" in self.policy and isinstance(error, requests.Timeout)
-
-    def retry_after_status(self, status: int) -> bool:
-        family = f"{status // 100}xx"
-        return status >= 400 and ("all" in self.policy or family in self.policy)
-
-
-@dataclass
-class PendingCallback:
-    """A status change still to be reported to a message's StatusCallback."""
-
-    message_sid: str
-    status: str
-    url: str | None
-
-
-def find_record(response: requests.Response) -> ET.Element | None:
-    """The <Record> verb of a TwiML answer, if the answer is TwiML and has one."""
-    if not response.ok:
-        return None
-    try:
-        root = ET.fromstring(response.content)
-    except ET.ParseError:
-        return None
-    return next(root.iter("Record"), None)
-
-
-def wants_transcription(record: ET.Element) -> bool:
-    # A transcribeCallback implies transcription, as Twilio's <Record> docs say.
-    return record.get("transcribe", "").lower() == "true" or "transcribeCallback" in record.attrib
-
-
-@dataclass
-class IncomingCall:
-    """The identifiers one simulated incoming call shares across its webhooks."""
-
-    account: str
-    from_: str
-    to: str
-    call_sid: str = field(default_factory=lambda: new_sid("CA"))
-    recording_sid: str = field(default_factory=lambda: new_sid("RE"))
-    transcription_sid: str = field(default_factory=lambda: new_sid("TR"))
-
-    @property
-    def recording_url(self) -> str:
-        return f"{API_BASE}/{API_VERSION}/Accounts/{self.account}/Recordings/{self.recording_sid}"
-
-    def voice_params(self) -> dict[str, str]:
-        return {
-            "AccountSid": self.account,
-            "ApiVersion": API_VERSION,
-            "CallSid": self.call_sid,
-            "CallStatus": "ringing",
-            "Called": self.to,
-            **geo("Called", self.to),
-            "Caller": self.from_,
-            **geo("Caller", self.from_),
-            "Direction": "inbound",
-            "From": self.from_,
-            **geo("From", self.from_),
-            "To": self.to,
-            **geo("To", self.to),
-        }
-
-    def action_params(self) -> dict[str, str]:
-        return self.voice_params() | {
-            "CallStatus": "completed",
-            "Digits": "hangup",
-            "RecordingDuration": "7",
-            "RecordingSid": self.recording_sid,
-            "RecordingUrl": self.recording_url,
-        }
-
-    def recording_params(self, started: datetime) -> dict[str, str]:
-        return {
-            "AccountSid": self.account,
-            "CallSid": self.call_sid,
-            "ErrorCode": "0",
-            "RecordingChannels": "1",
-            "RecordingDuration": "7",
-            "RecordingSid": self.recording_sid,
-            "RecordingSource": "RecordVerb",
-            "RecordingStartTime": rfc2822(started),
-            "RecordingStatus": "completed",
-            "RecordingUrl": self.recording_url,
-        }
-
-    def transcription_params(self, text: str) -> dict[str, str]:
-        return {
-            "AccountSid": self.account,
-            "ApiVersion": API_VERSION,
-            "CallSid": self.call_sid,
-            "CallStatus": "completed",
-            "Called": self.to,
-            "Caller": self.from_,
-            "Direction": "inbound",
-            "ForwardedFrom": "",
-            "From": self.from_,
-            "RecordingSid": self.recording_sid,
-            "RecordingUrl": self.recording_url,
-            "To": self.to,
-            "TranscriptionSid": self.transcription_sid,
-            "TranscriptionStatus": "completed",
-            "TranscriptionText": text,
-            "TranscriptionType": "fast",
-            "TranscriptionUrl": f"{self.recording_url}/Transcriptions/{self.transcription_sid}",
-        }
-
-
-def incoming_sms_params(account: str, sid: str, from_: str, to: str, body: str) -> dict[str, str]:
-    """The parameters of an incoming-message webhook, as captured from Twilio."""
-    return {
-        **geo("To", to),
-        "SmsMessageSid": sid,
-        "NumMedia": "0",
-        "SmsSid": sid,
-        "SmsStatus": "received",
-        "Body": body,
-        **geo("From", from_),
-        "To": to,
-        "NumSegments": str(segment_info(body).segments),
-        "MessageSid": sid,
-        "AccountSid": account,
-        "From": from_,
-        "ApiVersion": API_VERSION,
-    }
-
-
-def status_params(message: Mapping[str, Any], status: str, now: datetime) -> dict[str, str]:
-    """A message status callback body (TWILIO.md §7.5)."""
-    params = {
-        "MessageStatus": status,
-        "ApiVersion": API_VERSION,
-        "SmsSid": message["sid"],
-        "SmsStatus": status,
-        "To": message["to"],
-        "From": message["from"] or "",
-        "MessageSid": message["sid"],
-        "AccountSid": message["account_sid"],
-    }
-    if message["messaging_service_sid"]:
-        params["MessagingServiceSid"] = message["messaging_service_sid"]
-    if status == "delivered":
-        params["RawDlrDoneDate"] = now.strftime("%y%m%d%H%M")
-    if status in ("undelivered", "failed") and message["error_code"]:
-        params["ErrorCode"] = str(message["error_code"])
-    return params
-
-
 # -- the simulator ------------------------------------------------------------------
 
-ACCOUNT_PATH = re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+?)(?P<rest>\.json|/.+)")
-SID = r"(?P<sid>[A-Za-z0-9]+)"
-ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    ("GET", re.compile(r"\.json"), "fetch_account"),
-    ("POST", re.compile(r"/Messages\.json"), "create_message"),
-    ("GET", re.compile(r"/Messages\.json"), "list_messages"),
-    ("GET", re.compile(rf"/Messages/{SID}\.json"), "fetch_message"),
-    ("POST", re.compile(rf"/Messages/{SID}\.json"), "update_message"),
-    ("DELETE", re.compile(rf"/Messages/{SID}\.json"), "delete_message"),
-    ("POST", re.compile(r"/Calls\.json"), "create_call"),
-    ("GET", re.compile(r"/Calls\.json"), "list_calls"),
-    ("GET", re.compile(rf"/Calls/{SID}\.json"), "fetch_call"),
-    ("GET", re.compile(r"/IncomingPhoneNumbers\.json"), "list_numbers"),
-    ("POST", re.compile(r"/IncomingPhoneNumbers\.json"), "buy_number"),
-    ("GET", re.compile(rf"/IncomingPhoneNumbers/{SID}\.json"), "fetch_number"),
-    ("POST", re.compile(rf"/IncomingPhoneNumbers/{SID}\.json"), "update_number"),
-]
+ACCOUNT_PATH = re.compile(r"/2010-04-01/Accounts/(?P<account>[^/]+?)(?:\.json|/.+)")
+# The handler of each operation of Twilio's description.
+HANDLERS = {
+    "FetchAccount": "fetch_account",
+    "CreateMessage": "create_message",
+    "ListMessage": "list_messages",
+    "FetchMessage": "fetch_message",
+    "UpdateMessage": "update_message",
+    "DeleteMessage": "delete_message",
+    "CreateCall": "create_call",
+    "ListCall": "list_calls",
+    "FetchCall": "fetch_call",
+    "ListIncomingPhoneNumber": "list_numbers",
+    "CreateIncomingPhoneNumber": "buy_number",
+    "FetchIncomingPhoneNumber": "fetch_number",
+    "UpdateIncomingPhoneNumber": "update_number",
+}
 CREDENTIAL_NAMES = (
     "account_sid",
     "auth_token",
@@ -772,7 +176,7 @@ TEST_CREDENTIAL_ROUTES = {"create_message", "create_call", "buy_number"}
 
 @dataclass
 class ApiRequest:
-    method: str
+    operation: str  # the operation of Twilio's description it is (CreateMessage, ...)
     path: str
     account: str
     test: bool
@@ -811,6 +215,8 @@ class TwilioSimulator:
         self.opted_out: set[str] = set()
         self.unreachable: set[str] = set()
         self.webhook_log: list[dict[str, Any]] = []
+        self.refusals: list[dict[str, Any]] = []  # requests Twilio's description refuses
+        self.served: Counter[str] = Counter()  # requests it accepted, by operation
         self._lock = threading.RLock()
         self._gate = threading.Lock()
         self._in_flight = 0
@@ -934,24 +340,34 @@ class TwilioSimulator:
         try:
             request, handler = self._parse(environ)
             with self._lock:
+                self.served[request.operation] += 1
                 return handler(request)
+        except Refusal as refusal:
+            with self._lock:
+                self.refusals.append(refusal.record())
+            return Reply.error(refusal)
         except ApiError as error:
             return Reply.error(error)
 
     def _parse(self, environ: dict[str, Any]) -> tuple[ApiRequest, Callable[[ApiRequest], Reply]]:
-        """Authenticate and route a request, raising the error Twilio would answer."""
+        """Authenticate, route and check a request, raising the error Twilio would answer."""
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         body = read_body(environ).decode()
         found = ACCOUNT_PATH.fullmatch(path)
         if not found:
             raise ApiError(20404, path=path)
         test = self._authenticate(environ, found["account"])
-        name, sid = self._route(method, path, found["rest"])
+        operation, values = self._route(method, path)
+        name = HANDLERS[operation.id]
         if test and name not in TEST_CREDENTIAL_ROUTES:
             raise ApiError(20008)
+        if not operation.path_ok(values):  # not a SID of that kind: no such resource
+            raise ApiError(20404, path=path)
         form = parse_qsl(body, keep_blank_values=True)
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        request = ApiRequest(method, path, found["account"], test, sid, query, form)
+        operation.check(query, form, environ.get("CONTENT_TYPE", ""))
+        sid = values.get("Sid", "")
+        request = ApiRequest(operation.id, path, found["account"], test, sid, query, form)
         return request, getattr(self, f"_{name}")
 
     def _authenticate(self, environ: dict[str, Any], account: str) -> bool:
@@ -970,41 +386,27 @@ class TwilioSimulator:
         return owner == self.test_account_sid
 
     @staticmethod
-    def _route(method: str, path: str, rest: str) -> tuple[str, str]:
-        allowed = False
-        for route_method, pattern, name in ROUTES:
-            found = pattern.fullmatch(rest)
-            if found and route_method == method:
-                return name, found.groupdict().get("sid") or ""
-            allowed = allowed or bool(found)
-        raise ApiError(20004) if allowed else ApiError(20404, path=path)
+    def _route(method: str, path: str) -> tuple[Operation, dict[str, str]]:
+        try:
+            found = description().match(method, path)
+        except LookupError:
+            raise ApiError(20004) from None
+        if found is None:
+            raise ApiError(20404, path=path)
+        return found
 
     # -- Account --------------------------------------------------------------------
 
     def _fetch_account(self, request: ApiRequest) -> Reply:
-        now = rfc2822(self.clock())
-        uri = f"/{API_VERSION}/Accounts/{self.account_sid}"
-        return Reply(
-            200,
-            {
-                "auth_token": self.auth_token,
-                "date_created": now,
-                "date_updated": now,
-                "friendly_name": "x3twilio simulator",
-                "owner_account_sid": self.account_sid,
-                "sid": self.account_sid,
-                "status": "active",
-                "subresource_uris": {"messages": f"{uri}/Messages.json"},
-                "type": "Full",
-                "uri": f"{uri}.json",
-            },
-        )
+        now = self.clock()
+        return Reply(200, account_resource(self.account_sid, self.auth_token, "active", now))
 
     # -- Messages -------------------------------------------------------------------
 
     def _create_message(self, request: ApiRequest) -> Reply:
         fields = MessageRequest.parse(request.form)
-        check_message_fields(fields)
+        if fields.to in MAGIC_SMS_TO:
+            raise ApiError(MAGIC_SMS_TO[fields.to], to=fields.to, from_=fields.from_)
         if fields.to in self.opted_out:
             raise ApiError(21610)
         self._check_sender(fields, request.test)
@@ -1027,10 +429,6 @@ class TwilioSimulator:
             return
         if fields.msid and fields.msid != self.messaging_service_sid:
             raise ApiError(21701, msid=fields.msid)
-        if fields.from_ and not (
-            E164.fullmatch(fields.from_) or ALPHANUMERIC_SENDER.fullmatch(fields.from_)
-        ):
-            raise ApiError(21212, from_=fields.from_)
         if fields.from_ and fields.from_ not in self._owned_numbers():
             raise ApiError(21606, from_=fields.from_)
 
@@ -1066,13 +464,13 @@ class TwilioSimulator:
         message["date_updated"] = rfc2822(now)
 
     def _list_messages(self, request: ApiRequest) -> Reply:
-        options = dict(request.query)
+        given = options(request.query)
         found = [
             message
             for message in reversed(self._visible.values())
             if message["sid"].startswith(("SM", "MM"))
             and message["account_sid"] == request.account
-            and matches(message, options)
+            and message_matches(message, given)
         ]
         return Reply(200, page_envelope("messages", found, request.path, request.query))
 
@@ -1103,8 +501,6 @@ class TwilioSimulator:
         return Reply(200, public(message))
 
     def _cancel(self, message: dict[str, Any], status: str) -> None:
-        if status != "canceled":
-            raise ApiError(30400)
         if message["status"] not in CANCELABLE:
             raise ApiError(30409)
         message["status"] = "canceled"
@@ -1133,15 +529,8 @@ class TwilioSimulator:
         return Reply(201, public(call))
 
     def _check_call(self, form: Form, test: bool) -> None:
+        """The account's side of a call the description accepts: magic numbers, caller ID."""
         to, from_ = first(form, "To") or "", first(form, "From") or ""
-        if not to:
-            raise ApiError(21201)
-        if not from_:
-            raise ApiError(21213)
-        if not any(first(form, name) for name in ("Url", "Twiml", "ApplicationSid")):
-            raise ApiError(21205)
-        if not E164.fullmatch(to) and not to.startswith("client:"):
-            raise ApiError(21211, to=to)
         if to in MAGIC_CALL_TO:
             raise ApiError(MAGIC_CALL_TO[to], to=to)
         allowed = MAGIC_CALL_FROM.get(from_, 21210) if test else 0
@@ -1151,13 +540,13 @@ class TwilioSimulator:
             raise ApiError(allowed, from_=from_)
 
     def _list_calls(self, request: ApiRequest) -> Reply:
-        options = dict(request.query)
+        given = options(request.query)
         found = [
             call
             for call in reversed(self._visible.values())
             if call["sid"].startswith("CA")
             and call["account_sid"] == request.account
-            and matches(call, options)
+            and call_matches(call, given)
         ]
         return Reply(200, page_envelope("calls", found, request.path, request.query))
 
@@ -1167,9 +556,10 @@ class TwilioSimulator:
     # -- IncomingPhoneNumbers ---------------------------------------------------------
 
     def _list_numbers(self, request: ApiRequest) -> Reply:
-        wanted = dict(request.query).get("PhoneNumber", "")
-        found = [number for number in self.numbers.values() if wanted in number["phone_number"]]
-        envelope = page_envelope("incoming_phone_numbers", found, request.path, request.query)
+        given = options(request.query)
+        found = [number for number in self.numbers.values() if number_matches(number, given)]
+        key = "incoming_phone_numbers"
+        envelope = page_envelope(key, found, request.path, request.query, show=dict)
         return Reply(200, envelope)
 
     def _find_number(self, request: ApiRequest) -> dict[str, Any]:
@@ -1179,12 +569,12 @@ class TwilioSimulator:
         return number
 
     def _fetch_number(self, request: ApiRequest) -> Reply:
-        return Reply(200, self._find_number(request))
+        return Reply(200, dict(self._find_number(request)))
 
     def _update_number(self, request: ApiRequest) -> Reply:
         number = self._find_number(request)
         update_number(number, request.form, self.clock())
-        return Reply(200, number)
+        return Reply(200, dict(number))
 
     def _buy_number(self, request: ApiRequest) -> Reply:
         """Buy a number; test credentials get the magic answers and nothing is kept."""
@@ -1199,8 +589,6 @@ class TwilioSimulator:
         return Reply(201, resource)
 
     def _pick_number(self, wanted: str, area: str, test: bool) -> str:
-        if not (wanted or area):
-            raise ApiError(20001, detail="PhoneNumber or AreaCode is required")
         if test and MAGIC_BUY_NUMBER.get(wanted):
             raise ApiError(MAGIC_BUY_NUMBER[wanted])
         if area and (area == "533" or not area.isdigit()):
@@ -1375,6 +763,10 @@ class TwilioSimulator:
         with self._lock:
             return Reply(200, json.loads(json.dumps(self.messages)))
 
+    def _ctl_refusals(self, options: dict[str, Any]) -> Reply:
+        with self._lock:
+            return Reply(200, {"refusals": list(self.refusals), "served": dict(self.served)})
+
     def _ctl_credentials(self, options: dict[str, Any]) -> Reply:
         return Reply(200, self.credentials)
 
@@ -1433,6 +825,7 @@ class TwilioSimulator:
 CONTROL_ROUTES: dict[tuple[str, str], Callable[[TwilioSimulator, dict[str, Any]], Reply]] = {
     ("GET", "/_sim/messages"): TwilioSimulator._ctl_messages,
     ("GET", "/_sim/credentials"): TwilioSimulator._ctl_credentials,
+    ("GET", "/_sim/refusals"): TwilioSimulator._ctl_refusals,
     ("POST", "/_sim/faults"): TwilioSimulator._ctl_add_fault,
     ("DELETE", "/_sim/faults"): TwilioSimulator._ctl_clear_faults,
     ("POST", "/_sim/latency"): TwilioSimulator._ctl_latency,

@@ -7,7 +7,7 @@ was used.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -75,11 +75,18 @@ class X3Client(Protocol):
         ...
 
 
-def make_client(config: X3Config, session: requests.Session, retrier: Retrier) -> X3Client:
+def make_client(
+    config: X3Config,
+    session: requests.Session,
+    retrier: Retrier,
+    needs: Mapping[str, Iterable[str]] | None = None,
+) -> X3Client:
+    """The client for `config.api`; `needs`: per source, the X3 codes its rules read (GraphQL
+    asks for those alone; api1's representation decides what it sends)."""
     if config.api == "graphql":
         from x3twilio.x3.graphql import GraphQLClient
 
-        return GraphQLClient(config, session, retrier)
+        return GraphQLClient(config, session, retrier, needs=needs)
     from x3twilio.x3.rest import RestClient
 
     return RestClient(config, session, retrier)

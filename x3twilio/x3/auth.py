@@ -1,9 +1,10 @@
-"""Credentials for X3's GraphQL API: connected-app JWTs, X3 Cloud OAuth2, HTTP Basic.
+"""Credentials for X3's APIs: connected-app JWTs, X3 Cloud OAuth2, HTTP Basic.
 
 On-premise X3 has no token endpoint: the client signs its own HS256 JWT with the
 connected application's secret and sends it on every request (SAGE_X3.md §3.2 A).
-X3 Cloud uses OAuth2's authorisation-code flow (§3.2 B): `x3twilio x3 login` stores a
-refresh token once, and every run rotates it in the state directory.
+X3 Cloud uses OAuth2's authorisation-code flow (§3.2 B): `x3twilio x3 login` (see
+x3twilio/x3/callback.py) stores a refresh token and the regional endpoint X3 Cloud named
+once, and every run rotates the token in the state directory and calls that endpoint.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import contextlib
 import fcntl
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 
@@ -66,6 +67,10 @@ class Auth(Protocol):
         """Why X3 answered 401, in words an operator can act on."""
         ...
 
+    def api_root(self, configured: str) -> str:
+        """Where later calls go: x3.url, or the regional endpoint X3 Cloud named at sign-in."""
+        ...
+
 
 def make_auth(config: X3Config, session: requests.Session, clock: Clock = time.time) -> Auth:
     if config.auth == "connected_app":
@@ -88,6 +93,9 @@ class Basic:
 
     def renew(self) -> bool:
         return False
+
+    def api_root(self, configured: str) -> str:
+        return configured
 
     def explain(self, body: str) -> str:
         return (
@@ -150,6 +158,9 @@ class ConnectedApp:
         self._mint()
         return True
 
+    def api_root(self, configured: str) -> str:
+        return configured
+
     def explain(self, body: str) -> str:
         found = re.search(r"Error\s*(\d+)", body)
         said = " ".join(body.split())[:80]
@@ -168,6 +179,7 @@ class OAuth2:
         self.config, self.session, self.clock = config, session, clock
         self.store = TokenStore(config)
         self._access, self._expires = "", 0.0
+        self._root: str | None = None
 
     def headers(self) -> dict[str, str]:
         if self.clock() >= self._expires - EARLY:
@@ -177,6 +189,19 @@ class OAuth2:
     def renew(self) -> bool:
         self._obtain(refused=self._access)
         return True
+
+    def api_root(self, configured: str) -> str:
+        """The regional endpoint named at sign-in ("Your App must use this endpoint for
+        future calls", Sage's make-api-calls page), else x3.url. Without a sign-in yet the
+        first request says so (headers())."""
+        if self._root is None:
+            try:
+                endpoint = self.store.read().get("endpoint")
+            except X3Error:
+                endpoint = None
+            where = f"{self.store.path}: endpoint"
+            self._root = check_endpoint(endpoint, where) if endpoint else configured
+        return self._root
 
     def _obtain(self, refused: str) -> None:
         # Under the lock: poll and ingest may run together, and a refresh token works once.
@@ -202,6 +227,7 @@ class OAuth2:
             self.session,
             {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
             "refresh token",
+            tokens.get("endpoint"),
         )
         fresh = _tokens(answer, now, tokens)
         self.store.write(fresh)
@@ -267,20 +293,65 @@ def _tokens(
     if not refresh:
         raise X3Error("the X3 Cloud token answer has no refresh_token")
     lifetime = float(answer.get("refresh_token_expires_in") or REFRESH_LIFETIME)
-    return {
+    stored = {
         "access_token": access,
         "access_expires": now + float(answer.get("expires_in") or 300),
         "refresh_token": refresh,
         "refresh_expires": now + lifetime if rotated else float(old["refresh_expires"]),
     }
+    if old.get("endpoint"):
+        stored["endpoint"] = old["endpoint"]
+    return stored
+
+
+def check_endpoint(url: Any, where: str) -> str:
+    """The regional API root X3 Cloud named: absolute https (http on loopback, for tests
+    and tunnels), no credentials, query or fragment; bearer tokens go there."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    secure = parts is not None and parts.scheme == "https"
+    loopback = parts is not None and parts.scheme == "http" and _loopback(parts.hostname)
+    try:
+        port_ok = parts is not None and parts.port != 0
+    except ValueError:
+        port_ok = False
+    if (
+        parts is None
+        or not parts.hostname
+        or not (secure or loopback)
+        or not port_ok
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+    ):
+        shown = repr(url) if isinstance(url, str) and "@" not in url else "a value"
+        raise X3Error(
+            f"{where}: X3 Cloud's endpoint must be an https URL such as "
+            f"https://api.eu-prod-sagex3.com/v1, got {shown}; run `x3twilio x3 login` again"
+        )
+    return str(url).rstrip("/")
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _token_request(
-    config: X3Config, session: requests.Session, grant: dict[str, str], what: str
+    config: X3Config,
+    session: requests.Session,
+    grant: dict[str, str],
+    what: str,
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
+    """POST the grant as JSON; with a regional endpoint, to its token route (Sage's
+    make-api-calls page exchanges the code at the endpoint the callback named)."""
     oauth2 = _oauth2(config)
     body = {**grant, "client_id": config.client_id, "client_secret": config.client_secret}
-    url = oauth2.token_url
+    url = f"{endpoint}/token" if endpoint else oauth2.token_url
     try:
         response = session.post(url, json=body, timeout=config.timeout)
     except requests.Timeout:
@@ -332,9 +403,16 @@ def authorize_url(config: X3Config, state: str) -> str:
 
 
 def exchange_code(
-    config: X3Config, code: str, session: requests.Session | None = None, clock: Clock = time.time
+    config: X3Config,
+    code: str,
+    endpoint: str | None = None,
+    session: requests.Session | None = None,
+    clock: Clock = time.time,
 ) -> Path:
-    """Trade a one-time authorisation code for tokens and store them; returns the file."""
+    """Trade a one-time authorisation code for tokens and store them, with the regional
+    endpoint the callback named (None: x3.url serves this customer); returns the file."""
+    if endpoint is not None:
+        endpoint = check_endpoint(endpoint, "the sign-in callback")
     answer = _token_request(
         config,
         session or requests.Session(),
@@ -344,38 +422,12 @@ def exchange_code(
             "redirect_uri": _oauth2(config).redirect_uri,
         },
         "authorisation code",
+        endpoint,
     )
+    tokens = _tokens(answer, clock())
+    if endpoint:
+        tokens["endpoint"] = endpoint
     store = TokenStore(config)
     with store.locked():
-        store.write(_tokens(answer, clock()))
+        store.write(tokens)
     return store.path
-
-
-def oauth2_login(
-    config: X3Config,
-    prompt: Callable[[str], str],
-    session: requests.Session | None = None,
-    clock: Clock = time.time,
-) -> Path:
-    """Show the authorise URL, take back the code (or the URL X3 sent the browser to)."""
-    if config.auth != "oauth2":
-        raise X3Error(f"x3.auth is {config.auth}: signing in is for X3 Cloud (auth: oauth2)")
-    state = secrets.token_urlsafe(16)
-    answer = prompt(authorize_url(config, state))
-    return exchange_code(config, code_from(answer, state), session, clock)
-
-
-def code_from(answer: str, state: str) -> str:
-    """The authorisation code in what the person pasted: the code, or the whole URL."""
-    text = answer.strip()
-    if "=" not in text:
-        if not text:
-            raise X3Error("no authorisation code was given")
-        return text
-    query = parse_qs(urlsplit(text).query or text)
-    if query.get("state", [state])[0] != state:
-        raise X3Error("the pasted URL belongs to another sign-in (state differs); start again")
-    for name in ("authorizationCode", "code"):
-        if query.get(name):
-            return query[name][0]
-    raise X3Error("the pasted URL holds no authorizationCode (or code) parameter")

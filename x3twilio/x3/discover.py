@@ -65,8 +65,11 @@ class Property:
 class Exposed:
     """What one facet of a representation exposes, and how that was learnt."""
 
-    how: str  # "prototype", "sampled record", or "no record to sample"
+    how: str  # "prototype", "sampled record", "no record to sample", or "introspection"
     properties: Mapping[str, Property]
+    label: str = ""  # how `check` names what was looked at, when not a representation
+    # code -> (what is missing, the fix), when the API knows better than sources.exposure_fix
+    missing: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def find(self, path: tuple[str, ...]) -> Property | bool | None:
         """The property at `path` (child lists walked); False when absent; None when it

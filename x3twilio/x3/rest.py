@@ -17,6 +17,7 @@ from x3twilio.errors import X3Error, X3FieldError
 from x3twilio.sources import Source, not_exposed, stamp_literal
 from x3twilio.transport import Retrier, retry_after
 from x3twilio.x3 import Page
+from x3twilio.x3.auth import Auth, make_auth
 from x3twilio.x3.partners import PartnerRecord, PartnerShape
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -24,9 +25,19 @@ _CODE = re.compile(r"\b[A-Z][A-Z0-9_]*\b")
 
 
 class RestClient:
-    def __init__(self, config: X3Config, session: requests.Session, retrier: Retrier) -> None:
+    def __init__(
+        self,
+        config: X3Config,
+        session: requests.Session,
+        retrier: Retrier,
+        auth: Auth | None = None,
+    ) -> None:
         self.config, self.session, self.retrier = config, session, retrier
-        self.base = f"{config.url}/api1/x3/erp/{quote(config.folder)}"
+        self.auth = auth or make_auth(config, session)
+        # X3 Cloud: the regional endpoint named at sign-in, else x3.url.
+        self.root = self.auth.api_root(config.url)
+        prefix = config.oauth2.api1_path if config.oauth2 else "/api1/x3/erp/{folder}"
+        self.base = self.root + prefix.replace("{folder}", quote(config.folder))
 
     def query(
         self, source: Source, where: str | None, count: int | None = None, prefetch: bool = True
@@ -74,13 +85,14 @@ class RestClient:
         link = _next_url(body)
         if link is None:
             return None
-        here, there = urlsplit(self.config.url), urlsplit(link)
+        here, there = urlsplit(self.root), urlsplit(link)
         if not (there.scheme and there.netloc):
             raise X3Error(f"the answer from {url} has a $links.$next that is not a URL: {link!r}")
         if (there.scheme, there.hostname, there.port) != (here.scheme, here.hostname, here.port):
+            named = "x3.url" if self.root == self.config.url else "X3 Cloud's endpoint"
             raise X3Error(
                 f"the answer from {url} points its next page at {there.scheme}://{there.netloc},"
-                f" not at x3.url ({here.scheme}://{here.netloc}); it was not followed (a proxy "
+                f" not at {named} ({here.scheme}://{here.netloc}); it was not followed (a proxy "
                 "rewriting Syracuse's links? set x3.url to the address X3 itself uses)"
             )
         return link
@@ -184,14 +196,22 @@ class RestClient:
         return _json_body(response, url), _date_header(response)
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        response = self._call(method, url, **kwargs)
+        if response.status_code == 401 and self.auth.renew():  # an access token aged out
+            response = self._call(method, url, **kwargs)
+        if response.status_code == 401:
+            raise X3Error(
+                f"credentials refused (HTTP 401) at {url}: {self.auth.explain(response.text)}",
+                status=401,
+            )
+        _raise_for_status(response, url)
+        return response
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        headers = {"Accept": "application/json", **self.auth.headers()}
         try:
-            response = self.session.request(
-                method,
-                url,
-                auth=(self.config.user, self.config.password),
-                timeout=self.config.timeout,
-                headers={"Accept": "application/json"},
-                **kwargs,
+            return self.session.request(
+                method, url, timeout=self.config.timeout, headers=headers, **kwargs
             )
         except requests.Timeout:
             raise X3Error(
@@ -199,8 +219,6 @@ class RestClient:
             ) from None
         except requests.ConnectionError as exc:
             raise X3Error(f"cannot reach {url}: {_reason(exc)}", transient=True) from None
-        _raise_for_status(response, url)
-        return response
 
 
 def _and(where: str, extra: str | None) -> str:
@@ -211,12 +229,6 @@ def _raise_for_status(response: requests.Response, url: str) -> None:
     status = response.status_code
     if status < 400:
         return
-    if status == 401:
-        raise X3Error(
-            f"credentials refused (HTTP 401) at {url}: check x3.user and x3.password, and "
-            "that Basic authentication is enabled for web services",
-            status=401,
-        )
     detail = _diagnoses(_try_json(response)) or _snippet(response)
     _refuse_licence(detail, url, status)
     unknown = _named_property(detail, url) if status in (400, 500) else None
