@@ -57,9 +57,10 @@ def test_a_missing_config_file_exits_78(tmp_path):
     assert "none.yaml: cannot read the configuration" in result.stderr
 
 
-def test_check_offline_and_online_against_the_simulators(env):
+def test_check_offline_and_online_against_the_simulators(env, shim):
     assert "valid (5 rules over 3 sources)" in env.run("check", "--offline").stdout
     online = env.run("check").stdout
+    assert f"✓\tWebhook shim\t{shim.url}/healthz answers" in online
     assert "✓\tX3 purchase_orders\t" in online
     assert "✓\tTwilio account\taccount is active" in online
     assert "✓\tTwilio sender\t+15017122661 can send SMS" in online
@@ -116,7 +117,7 @@ def test_demo_runs_the_whole_loop(tmp_path, api):
 
 
 @pytest.mark.parametrize("env", ["graphql"], indirect=True)
-def test_check_online_over_graphql_discovers_the_packages(env):
+def test_check_online_over_graphql_discovers_the_packages(env, shim):
     online = env.run("check").stdout
     assert "✓\tX3 GraphQL packages\t" in online and "x3Purchasing" in online
     assert "✓\tX3 purchase_orders\t" in online
@@ -187,7 +188,7 @@ def test_an_overlap_exits_75_and_prints_nothing_under_q(env, command):
     assert loud.stdout == "" and "another run holds" in loud.stderr
 
 
-def test_check_under_q_prints_nothing_when_all_is_well_and_one_line_when_not(env):
+def test_check_under_q_prints_nothing_when_all_is_well_and_one_line_when_not(env, shim):
     rules = env.configure()["rules"]
     rules[0]["message"] = "Commande {order_number} confirm\u00e9e \u2019 merci"  # a warning
     env.configure(rules=rules)
@@ -298,6 +299,9 @@ def test_check_says_cannot_reach_for_a_dead_address_and_no_fix_on_a_pass(env):
     twilio = next(row for row in rows if row[1] == "Twilio account")
     assert twilio[2].startswith(f"cannot reach {dead}/") and "connection refused" in twilio[2]
     assert twilio[3].startswith("check the URL, DNS and the network")
+    shim = next(row for row in rows if row[1] == "Webhook shim")  # nothing serves public_url
+    assert shim[2].startswith(f"cannot reach {env.public_url}/healthz: connection refused")
+    assert "Twilio could not deliver replies" in shim[2] and "start the shim" in shim[3]
     assert all(row[3:] in ([], [""]) for row in rows if row[0] == "✓")
 
 

@@ -671,7 +671,8 @@ def test_a_needed_field_this_x3_lacks_is_named_by_check_and_stops_poll_with_78(g
 
 @pytest.mark.x3(graphql={"operations": SIM_OPERATIONS})  # the site's own nodes
 def test_the_schema_is_read_at_check_then_reused_by_poll_until_it_is_old(gql_env):
-    gql_env.run("check")
+    checked = gql_env.run("check", expect=69).stdout  # no shim is served for this one
+    assert [r.split("\t")[1] for r in checked.splitlines() if r.startswith("✗")] == ["Webhook shim"]
     cache = gql_env.state_dir / "x3-graphql-schema.json"
     first = json.loads(cache.read_text())
     assert first["types"] and gql_env.x3_server.url in first["source"]

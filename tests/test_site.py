@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import Env
 from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order
+from x3twilio.simulators import RunningServer
 
 RENAMED = {"PORDER": {"EXTRCPDAT1": "ZEXTRCPDAT"}}
 MISSING = "does not expose EXTRCPDAT1 (expected_date)"
@@ -38,7 +39,9 @@ def rows(output: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("prototypes", [True, False], ids=["prototypes", "sampled"])
-def test_check_finds_every_field_of_the_example_on_a_standard_site(env: Env, prototypes: bool):
+def test_check_finds_every_field_of_the_example_on_a_standard_site(
+    env: Env, shim: RunningServer, prototypes: bool
+):
     env.x3.prototypes = prototypes
     table = rows(env.run("check").stdout)
     how = "prototype" if prototypes else "sampled record"
@@ -93,7 +96,9 @@ def test_a_note_target_without_its_field_is_a_cross(env: Env):
 
 
 @pytest.mark.x3(representations={"ZBPSUPPLIER": {"class": "BPSUPPLIER", "extra": {"ZNOTES": "A"}}})
-def test_a_notes_representation_of_the_site_is_writable_and_its_length_is_checked(env: Env):
+def test_a_notes_representation_of_the_site_is_writable_and_its_length_is_checked(
+    env: Env, shim: RunningServer
+):
     target = {"about": "supplier", "mode": "append", "representation": "ZBPSUPPLIER"}
     env.configure(inbound={"notes": [{**target, "field": "ZNOTES"}]})
     assert rows(env.run("check").stdout)["X3 notes on supplier"][0] == "✓"

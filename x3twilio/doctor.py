@@ -80,7 +80,11 @@ def _sample(source: Source, name: str) -> Any:
 
 def check_online(config: Config) -> list[Check]:
     session = make_session()
-    checks = [*_x3_checks(config, session), *_twilio_checks(config, session)]
+    checks = [
+        *_x3_checks(config, session),
+        *_twilio_checks(config, session),
+        _guard("Webhook shim", lambda: _shim_check(config, session), UNREACHABLE),
+    ]
     if config.sendgrid is not None:
         checks.append(
             _guard("SendGrid", lambda: _sendgrid_check(config, session), "check sendgrid.api_key")
@@ -207,6 +211,29 @@ def _twilio_checks(config: Config, session: requests.Session) -> list[Check]:
         _guard("Twilio account", account, "check twilio.account_sid and the token"),
         _guard("Twilio sender", number, "check twilio.from"),
     ]
+
+
+def _shim_check(config: Config, session: requests.Session) -> Check:
+    """What Twilio will call: {public_url}/healthz must answer, or no reply or status lands."""
+    url = f"{config.public_url}/healthz"
+    try:
+        response = session.get(url, timeout=config.twilio.timeout, allow_redirects=False)
+    except requests.RequestException as exc:
+        return Check(
+            "Webhook shim",
+            False,
+            f"{_said(exc)}: Twilio could not deliver replies or delivery statuses",
+            "start the shim (x3twilio-shim.service, or gunicorn) behind public_url, or fix "
+            "public_url",
+        )
+    if response.status_code != 200:
+        return Check(
+            "Webhook shim",
+            False,
+            f"{url} answers HTTP {response.status_code}",
+            "point public_url's proxy at the shim: /healthz and /twilio/ must reach it",
+        )
+    return Check("Webhook shim", True, f"{url} answers")
 
 
 def _sendgrid_check(config: Config, session: requests.Session) -> Check:
