@@ -59,6 +59,9 @@ def test_a_notification_older_than_max_age_expires_instead_of_retrying(env):
     failed = [r for r in env.audit() if r["event"] == "notification.failed"]
     assert failed[-1]["reason"] == "expired" and failed[-1]["error"]["permanent"] is False
     assert len(env.twilio.messages) == 0  # the 500s never created it
+    row = next(line for line in env.run("audit").stdout.splitlines() if "expired" in line)
+    assert "not sent within retry.max_age" in row  # the reason, in words
+    assert "None" not in row and "transient" not in row
 
 
 def test_replay_sends_a_fixed_number_and_never_resends_what_twilio_has(env):
