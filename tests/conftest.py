@@ -188,3 +188,41 @@ def shim(env: Env) -> Iterator[RunningServer]:
     server.httpd.set_app(server.app)
     with server:
         yield server
+
+
+def on_a_pty(
+    env: Env, *args: str, stdout: bool = True, stderr: bool = False, **environ: str
+) -> tuple[int, str, str]:
+    """Run the CLI with stdout and/or stderr on a pseudo-terminal, as a person at a shell
+    sees it. Returns the exit code, what the terminal showed, and the stream that was piped
+    ("" when both were on the terminal)."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("X3TWILIO")}
+    environment.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "x3twilio", "--config", str(env.config_path), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave if stdout else subprocess.PIPE,
+        stderr=slave if stderr else subprocess.PIPE,
+        env=environment | {"COLUMNS": "250", "LINES": "60", "TERM": "xterm-256color"} | environ,
+    )
+    os.close(slave)
+    chunks = []
+    try:
+        while select.select([master], [], [], 60)[0]:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # EIO: the program closed its terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    piped = process.stdout if not stdout else process.stderr if not stderr else None
+    text = piped.read().decode() if piped is not None else ""
+    process.wait(timeout=60)
+    return process.returncode, b"".join(chunks).decode(errors="replace"), text

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import on_a_pty
 from tests.test_poll import HISTORY, ONLY_PO_APPROVED
 from x3twilio.cli import cli
 
@@ -230,37 +231,8 @@ def test_an_internal_error_never_prints_the_repr_of_what_it_read():
 
 
 def on_a_terminal(env, *args: str) -> tuple[int, str, str]:
-    """Run the CLI with its stdout on a pseudo-terminal, as a person at a shell sees it."""
-    import os
-    import pty
-    import select
-
-    master, slave = pty.openpty()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("X3TWILIO")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "x3twilio", "--config", str(env.config_path), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=subprocess.PIPE,
-        env=environment | {"COLUMNS": "250", "LINES": "60", "TERM": "xterm-256color"},
-    )
-    os.close(slave)
-    chunks = []
-    try:
-        while select.select([master], [], [], 60)[0]:
-            try:
-                data = os.read(master, 1 << 16)
-            except OSError:  # EIO: the program closed its terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(master)
-    assert process.stderr is not None
-    err = process.stderr.read().decode()
-    process.wait(timeout=60)
-    return process.returncode, b"".join(chunks).decode(errors="replace"), err
+    """The CLI with its stdout on a pseudo-terminal: (exit code, what it showed, stderr)."""
+    return on_a_pty(env, *args)
 
 
 MARKUP = "[/][bold]x\x1b[2J"  # rich markup that does not balance, and a terminal escape

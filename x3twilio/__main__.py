@@ -1,3 +1,3 @@
 from x3twilio.cli import cli
 
-cli()
+cli(prog_name="x3twilio")  # the name completion and usage lines use, not "python -m ..."

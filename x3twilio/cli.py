@@ -10,7 +10,7 @@ import json
 import shlex
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,8 @@ from x3twilio.errors import ExitCode, LockHeld, X3TwilioError
 
 if TYPE_CHECKING:
     from x3twilio.config import Config
-    from x3twilio.pipeline import RunReport
+    from x3twilio.pipeline import Poller, RunReport
+    from x3twilio.replay import ReplayOutcome
 
 
 @dataclass
@@ -33,6 +34,7 @@ class App:
     verbose: bool
     quiet: bool
     env_file: str | None = None
+    json_for: str | None = None  # the command run with --json: an error is a JSON object too
 
     def config(self) -> Config:
         from x3twilio.config import config_path, load_config
@@ -63,6 +65,14 @@ class App:
         click.echo(line + (f"; {failure.then}" if failure.then else ""), err=True)
         sys.exit(code)
 
+    def done(self, command: str, code: int, failure: Failure, fields: dict[str, Any]) -> None:
+        """As finish, printing the command's JSON object first when it runs with --json."""
+        if self.json_for:
+            from x3twilio.output import emit_json
+
+            emit_json(command, code, error=failure.what if code else None, **fields)
+        self.finish(command, code, failure)
+
 
 @dataclass
 class Failure:
@@ -84,15 +94,18 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except LockHeld as exc:
+            _json_error(ctx, exc.exit_code, str(exc))
             if not _quiet(ctx):
                 click.echo(f"x3twilio: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except X3TwilioError as exc:
+            _json_error(ctx, exc.exit_code, str(exc))
             if _verbose(ctx):
                 traceback.print_exc()
             click.echo(f"x3twilio: {_one_line(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except click.ClickException as exc:
+            _json_error(ctx, exc.exit_code, exc.format_message())
             if not _quiet(ctx):
                 raise
             click.echo(f"x3twilio: {_one_line(exc.format_message())}", err=True)
@@ -100,6 +113,7 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:  # a bug: say so, and show the traceback only with -v
+            _json_error(ctx, ExitCode.INTERNAL, f"internal error: {_describe(exc)}")
             if _verbose(ctx):
                 traceback.print_exc()
             click.echo(
@@ -107,6 +121,14 @@ class Group(click.Group):
                 err=True,
             )
             ctx.exit(ExitCode.INTERNAL)
+
+
+def _json_error(ctx: click.Context, code: int, message: str) -> None:
+    """Under --json, the error that stopped the command is its JSON object on stdout."""
+    if ctx.obj and ctx.obj.json_for:
+        from x3twilio.output import emit_json
+
+        emit_json(ctx.obj.json_for, code, error=_one_line(message))
 
 
 def _verbose(ctx: click.Context) -> bool:
@@ -154,7 +176,14 @@ def _failed(app: App, since: str, failed: int = 0, inbound: int = 0, rejected: i
     return Failure(", ".join(parts), looks, then or "a record fixed in X3 is read again")
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+_COMPLETION = """\b
+Shell completion: eval "$(_X3TWILIO_COMPLETE=bash_source x3twilio)" in ~/.bashrc
+(zsh_source in ~/.zshrc; fish: _X3TWILIO_COMPLETE=fish_source x3twilio | source)."""
+
+
+@click.group(
+    cls=Group, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_COMPLETION
+)
 @click.option(
     "--config",
     "config_option",
@@ -198,42 +227,61 @@ def cli(
         load_env_file(Path(env_file), os.environ)
 
 
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object on stdout (see README, Output)."
+)
+
+
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Decide and print; send nothing, write no state.")
 @click.option("--source", "sources", multiple=True, metavar="NAME", help="Only this source.")
 @click.option(
     "--since", metavar="WHEN", help="Read changes from: ISO 8601 (UTC), today, yesterday, 2h, 3d."
 )
+@_json_option
 @click.pass_obj
-def poll(app: App, dry_run: bool, sources: tuple[str, ...], since: str | None) -> None:
+def poll(
+    app: App, dry_run: bool, sources: tuple[str, ...], since: str | None, as_json: bool
+) -> None:
     """Run one polling pass: X3 changes → rules → outbox → Twilio → audit.
 
     \b
     Example:
       */2 * * * * x3twilio -q --config /etc/x3twilio.yaml poll
     """
+    from x3twilio.output import POLL_COUNTS, counts, progress
     from x3twilio.pipeline import Poller
 
+    app.json_for = "poll" if as_json else None
     config = app.config()
     unknown = [s for s in sources if s not in {x.name for x in config.used_sources()}]
     if unknown:
         raise click.BadParameter(f"no rule reads source {unknown[0]!r}", param_hint="--source")
-    poller = Poller(config, dry_run=dry_run, only=sources, since=_iso_time(since))
+    started = _started()
+    with progress(app.quiet) as shown:  # a status line on a terminal's stderr, else nothing
+        poller = Poller(
+            config, dry_run=dry_run, only=sources, since=_iso_time(since), progress=shown
+        )
+        report = poller.run() if dry_run else _monitored_poll(config, poller)
     if dry_run:
-        _print_decisions(poller.run(), config)
+        _print_decisions(app, report, config)
         return
+    if not as_json:
+        app.say(_summary(report))
+    c = report.counts
+    fields = {"dry_run": False, "run_id": report.run_id, "counts": counts(c, POLL_COUNTS)}
+    failure = _failed(app, started, c["failed"], 0, c["rejected"])
+    app.done("poll", report.exit_code, failure, fields)
+
+
+def _monitored_poll(config: Config, poller: Poller) -> RunReport:
     from x3twilio.monitoring import monitored
 
-    since = _started()
     with monitored(config, "poll") as run:
         run.reads = poller.report.reads  # filled as each source is read, kept if one fails
         report = poller.run()
         run.exit_code = report.exit_code
-    app.say(_summary(report))
-    counts = report.counts
-    app.finish(
-        "poll", report.exit_code, _failed(app, since, counts["failed"], 0, counts["rejected"])
-    )
+    return report
 
 
 def _iso_time(text: str | None, option: str = "--since") -> datetime | None:
@@ -272,21 +320,33 @@ def _summary(report: RunReport) -> str:
     )
 
 
-def _print_decisions(report: RunReport, config: Config) -> None:
+def _print_decisions(app: App, report: RunReport, config: Config) -> None:
     from x3twilio.sending import outcome_text
 
+    if app.json_for:
+        from x3twilio.output import DRY_RUN_COUNTS, counts, decision, emit_json
+
+        decisions = [decision(n, outcome_text(n, config)) for n in report.decided]
+        shown = counts(report.counts, DRY_RUN_COUNTS)
+        emit_json("poll", ExitCode.OK, dry_run=True, counts=shown, decisions=decisions)
+        return
     rows = [(n.rule, n.record, n.to, outcome_text(n, config), n.body) for n in report.decided]
     _print_rows(
         ("rule", "record", "to", "outcome", "message"),
         rows,
         f"{len(rows)} notification(s) would be decided (dry run)",
+        status_column=3,
     )
 
 
 def _print_rows(
-    headers: Sequence[str], rows: Sequence[Sequence[object]], title: str, console: Any = None
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    title: str,
+    console: Any = None,
+    status_column: int | None = None,
 ) -> None:
-    """A rich table on a terminal; tab-separated lines when piped.
+    """A rich table on a terminal, its status column coloured; tab-separated lines when piped.
 
     Cells are plain text: X3 data and replies may hold [brackets] that are not rich markup.
     """
@@ -294,21 +354,22 @@ def _print_rows(
         lines = ["\t".join(headers), *("\t".join(str(cell) for cell in row) for row in rows)]
         click.echo("\n".join(lines))
         return
-    from rich.console import Console
     from rich.table import Table
 
+    from x3twilio import output
     from x3twilio.auditquery import texts
 
     table = Table(*headers, title=texts(title)[0])
     for row in rows:
-        table.add_row(*texts(*(str(cell) for cell in row)))
-    (console or Console()).print(table)
+        table.add_row(*output.cells(row, status_column))
+    (console or output.console()).print(table)
 
 
 @cli.command()
 @click.option("--offline", is_flag=True, help="Validate the configuration only; no network.")
+@_json_option
 @click.pass_obj
-def check(app: App, offline: bool) -> None:
+def check(app: App, offline: bool, as_json: bool) -> None:
     """Validate the configuration and rules, then reach X3 and Twilio.
 
     \b
@@ -318,29 +379,39 @@ def check(app: App, offline: bool) -> None:
     from x3twilio.doctor import check_online, delay_warnings, template_warnings
     from x3twilio.state import usable
 
+    app.json_for = "check" if as_json else None
     config = app.config()
     usable(config.state_dir)
-    app.say(
-        f"{config.file}: valid ({len(config.rules)} rules over "
-        f"{len(config.used_sources())} sources)"
-    )
-    for warning in [*template_warnings(config), *delay_warnings(config)]:
+    rules, sources = len(config.rules), len(config.used_sources())
+    if not as_json:
+        app.say(f"{config.file}: valid ({rules} rules over {sources} sources)")
+    warnings = [*template_warnings(config), *delay_warnings(config)]
+    for warning in warnings:
         if not app.quiet:
             click.echo(f"warning: {warning}", err=True)
-    if offline:
-        return
-    checks = check_online(config)
+    checks = [] if offline else check_online(config)
     rows = [("✓" if c.ok else "✗", c.name, c.detail, "" if c.ok else c.fix) for c in checks]
-    if not app.quiet:
-        _print_rows(("", "check", "result", "fix"), rows, "x3twilio check")
+    if checks and not app.quiet and not as_json:
+        _print_rows(("", "check", "result", "fix"), rows, "x3twilio check", status_column=0)
     failed = [c for c in checks if not c.ok]
-    if failed:
-        code = ExitCode.CONFIG if any(c.setup for c in failed) else ExitCode.UNAVAILABLE
-        names = ", ".join(c.name for c in failed)
-        fix = f"`{app.command('check')}` shows the fix of each" if app.quiet else "fixes above"
-        app.finish(
-            "check", code, Failure(f"{len(failed)} of {len(checks)} failed: {names}", (), fix)
-        )
+    code = ExitCode.CONFIG if any(c.setup for c in failed) else ExitCode.UNAVAILABLE
+    names = ", ".join(c.name for c in failed)
+    shows = app.quiet or as_json
+    fix = f"`{app.command('check')}` shows the fix of each" if shows else "fixes above"
+    fields = {
+        "config": str(config.file),
+        "rules": rules,
+        "sources": sources,
+        "offline": offline,
+        "warnings": warnings,
+        "checks": [
+            {"ok": c.ok, "name": c.name, "detail": c.detail, "fix": "" if c.ok else c.fix}
+            | {"setup": c.setup}
+            for c in checks
+        ],
+    }
+    failure = Failure(f"{len(failed)} of {len(checks)} failed: {names}", (), fix)
+    app.done("check", code if failed else ExitCode.OK, failure, fields)
 
 
 @cli.command()
@@ -370,41 +441,202 @@ def demo(app: App, workdir: Path | None, api: str) -> None:
     run_demo(workdir, echo=app.say, api=api)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--x3-port", default=8124, show_default=True)
-@click.option("--twilio-port", default=8125, show_default=True)
+@click.option("--x3-port", default=0, help="[default: any free port, printed]")
+@click.option("--twilio-port", default=0, help="[default: any free port, printed]")
+@click.option("--sendgrid-port", default=0, help="[default: any free port, printed]")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Delay every answer.")
+@click.option(
+    "--public-url",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="Where the webhooks go: the shim (`serve --port`), in the written configuration.",
+)
 @click.option(
     "--write-config",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a configuration that works against these simulators.",
 )
-@click.pass_obj
+@click.pass_context
 def sim(
-    app: App,
+    ctx: click.Context,
     host: str,
     x3_port: int,
     twilio_port: int,
+    sendgrid_port: int,
     latency_ms: float,
+    public_url: str,
     write_config: Path | None,
 ) -> None:
-    """Run the X3 and Twilio simulators until interrupted.
+    """Run the X3, Twilio and SendGrid simulators until interrupted; drive them by hand.
+
+    Each run has new credentials, written with --write-config; the subcommands find the
+    simulators from that configuration (--config).
 
     \b
     Example:
       x3twilio sim --write-config sim.yaml &
-      x3twilio --config sim.yaml poll --since 2020-01-01T00:00:00Z
+      x3twilio --config sim.yaml serve &
+      x3twilio --config sim.yaml poll
+      x3twilio --config sim.yaml sim approve POFR0110122
+      x3twilio --config sim.yaml poll
+      x3twilio --config sim.yaml sim reply "POFR0110122 bien reçu"
+      x3twilio --config sim.yaml ingest
     """
-    from x3twilio.demo import run_simulators
+    if ctx.invoked_subcommand is not None:
+        return
+    from x3twilio.demo import SimOptions, run_simulators
 
-    run_simulators(host, x3_port, twilio_port, latency_ms, write_config, echo=app.say)
+    app: App = ctx.obj
+    options = SimOptions(
+        host, x3_port, twilio_port, sendgrid_port, latency_ms, public_url, write_config
+    )
+    run_simulators(options, echo=app.say, warn=lambda line: click.echo(line, err=True))
+
+
+@sim.command("list")
+@click.option("--last", type=click.IntRange(min=1), default=15, show_default=True, metavar="N")
+@click.pass_obj
+def sim_list(app: App, last: int) -> None:
+    """The purchase orders last changed in the X3 simulator, with their approval."""
+    from x3twilio.simcontrol import APPROVAL
+
+    with _driving(app, "list"):
+        orders = _sim_control(app).orders()[:last]
+    for o in orders:
+        state = APPROVAL.get(o.get("APPFLG"), str(o.get("APPFLG")))
+        closed = "closed" if o.get("CLEFLG") else "open"
+        total = f"{o.get('TTVORD', 0):,.2f} {o.get('CUR', '')}"
+        click.echo(f"{o['POHNUM']:<14} {o.get('BPSNUM', ''):<7} {state:<15} {closed:<6} {total}")
+
+
+@sim.command("approve")
+@click.argument("number", metavar="PO_NUMBER")
+@click.pass_obj
+def sim_approve(app: App, number: str) -> None:
+    """Approve a purchase order in the X3 simulator (open, stamped now), as a buyer would.
+
+    \b
+    Example:
+      x3twilio --config sim.yaml sim approve POFR0110122
+    """
+    with _driving(app, "approve", "PO_NUMBER"):
+        order = _sim_control(app).approve(number)
+    app.say(
+        f"approved {order['POHNUM']} of {order.get('BPSNUM', '')} at {order.get('UPDDATTIM')}; "
+        f"`{app.command('poll')}` sends what the rules say about it"
+    )
+
+
+@sim.command("pay")
+@click.option("--supplier", default="FR001", show_default=True, metavar="CODE")
+@click.option("--amount", type=click.FloatRange(min=0.01), default=120.50, show_default=True)
+@click.option("--reference", metavar="INVOICE", help="[default: its newest purchase invoice]")
+@click.pass_obj
+def sim_pay(app: App, supplier: str, amount: float, reference: str | None) -> None:
+    """Post an outgoing payment to a supplier in the X3 simulator.
+
+    \b
+    Example:
+      x3twilio --config sim.yaml sim pay --supplier FR001 --amount 120.50
+    """
+    with _driving(app, "pay", "--supplier"):
+        payment = _sim_control(app).pay(supplier, round(amount, 2), reference)
+    app.say(
+        f"posted payment {payment['NUM']}: {payment['AMTCUR']:,.2f} {payment['CUR']} to "
+        f"{supplier} (ref {payment['REF'] or '-'}); `{app.command('poll')}` sends its "
+        "notifications"
+    )
+
+
+@sim.command("reply")
+@click.option("--from", "phone", metavar="PHONE", help="[default: whom the last SMS went to]")
+@click.argument("text")
+@click.pass_obj
+def sim_reply(app: App, phone: str | None, text: str) -> None:
+    """Send an SMS to the shim from a supplier's phone, signed, as Twilio would.
+
+    \b
+    Example:
+      x3twilio --config sim.yaml sim reply --from +33612345678 "OK for POFR0110122"
+    """
+    _to_the_shim(app, "reply", "an SMS", phone, text)
+
+
+@sim.command("voicemail")
+@click.option("--from", "phone", metavar="PHONE", help="[default: whom the last SMS went to]")
+@click.argument("text", metavar="TRANSCRIPTION")
+@click.pass_obj
+def sim_voicemail(app: App, phone: str | None, text: str) -> None:
+    """Leave a voicemail: the call, recording and transcription webhooks to the shim.
+
+    \b
+    Example:
+      x3twilio --config sim.yaml sim voicemail --from +447911123456 "Pallets ship Monday"
+    """
+    _to_the_shim(app, "voicemail", "a voicemail", phone, text)
+
+
+def _to_the_shim(app: App, action: str, what: str, phone: str | None, text: str) -> None:
+    """`sim reply` / `sim voicemail`: the simulated Twilio calls the shim from `phone`."""
+    with _driving(app, action, "--from"):
+        control, sender = _sim_control(app), _sim_sender(app, phone)
+        url = getattr(control, action)(sender, text)
+    app.say(f"the shim at {url} took {what} from {sender}; `{app.command('ingest')}` logs it")
+
+
+def _sim_control(app: App) -> Any:
+    from x3twilio.simcontrol import SimControl
+
+    config = app.config()
+    return SimControl(config.x3.url, config.twilio.api_url, config.public_url)
+
+
+def _sim_sender(app: App, phone: str | None) -> str:
+    """The caller's number in E.164 (as Twilio gives it); by default whom we last texted."""
+    from x3twilio.phones import to_e164
+    from x3twilio.simcontrol import NotInSimulator
+
+    if phone is None:
+        last = _sim_control(app).last_texted()
+        if last is None:
+            raise NotInSimulator("no SMS was sent yet: give the supplier's number")
+        return str(last)
+    number = to_e164(phone, app.config().region)
+    if number is None:
+        raise NotInSimulator(f"{phone!r} is not a phone number")
+    return number
+
+
+@contextlib.contextmanager
+def _driving(app: App, command: str, hint: str | None = None) -> Iterator[None]:
+    """One line for what went wrong driving a simulator: usage (2) or unavailable (69)."""
+    from urllib.parse import urlsplit
+
+    from x3twilio.simcontrol import NotInSimulator, ShimDown, SimUnavailable
+
+    try:
+        yield
+    except NotInSimulator as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint=hint) from None
+    except ShimDown as exc:
+        url = urlsplit(exc.url)
+        port = ["--port", str(url.port)] if url.hostname in _LOOPBACK and url.port else []
+        fix = app.command("serve", *port)
+        raise SimUnavailable(f"sim {command}: {exc}: start it with `{fix}`") from None
+    except SimUnavailable as exc:
+        raise SimUnavailable(f"sim {command}: {exc}") from None
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Show what is waiting; process nothing.")
+@_json_option
 @click.pass_obj
-def ingest(app: App, dry_run: bool) -> None:
+def ingest(app: App, dry_run: bool, as_json: bool) -> None:
     """Process spooled webhooks: delivery statuses, opt-outs, replies logged as notes in X3.
 
     \b
@@ -412,10 +644,16 @@ def ingest(app: App, dry_run: bool) -> None:
       * * * * * x3twilio -q --config /etc/x3twilio.yaml ingest
     """
     from x3twilio.ingest import Ingester
+    from x3twilio.output import INGEST_COUNTS, counts, emit_json
 
+    app.json_for = "ingest" if as_json else None
     ingester = Ingester(app.config())
     if dry_run:
         waiting = ingester.pending()
+        if as_json:
+            spooled = {"total": sum(waiting.values()), "waiting": dict(sorted(waiting.items()))}
+            emit_json("ingest", ExitCode.OK, dry_run=True, **spooled)
+            return
         click.echo(
             f"{sum(waiting.values())} spooled: "
             + (", ".join(f"{route} {n}" for route, n in sorted(waiting.items())) or "nothing")
@@ -428,11 +666,13 @@ def ingest(app: App, dry_run: bool) -> None:
         report = ingester.run()
         run.exit_code = report.exit_code
     c = report.counts
-    app.say(
-        f"ingest: {c['logged']} logged, {c['unmatched']} unmatched, {c['status']} statuses, "
-        f"{c['failed']} failed"
-    )
-    app.finish("ingest", report.exit_code, _failed(app, since, inbound=c["failed"]))
+    if not as_json:
+        app.say(
+            f"ingest: {c['logged']} logged, {c['unmatched']} unmatched, {c['status']} statuses, "
+            f"{c['failed']} failed"
+        )
+    fields = {"dry_run": False, "run_id": report.run_id, "counts": counts(c, INGEST_COUNTS)}
+    app.done("ingest", report.exit_code, _failed(app, since, inbound=c["failed"]), fields)
 
 
 @cli.command()
@@ -669,6 +909,7 @@ def register_webhooks(app: App, number: str) -> None:
     help="Also retry permanent failures (re-reads the recipient from X3).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be retried.")
+@_json_option
 @click.pass_obj
 def replay(
     app: App,
@@ -678,6 +919,7 @@ def replay(
     ids: tuple[str, ...],
     include_permanent: bool,
     dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Retry failed notifications and failed inbound items; never resend what Twilio has.
 
@@ -685,62 +927,87 @@ def replay(
     Example:
       x3twilio replay --rule po-approved --since 2026-11-01T00:00:00Z --dry-run
     """
+    from x3twilio.output import INBOUND_COUNTS, REPLAY_COUNTS, counts
     from x3twilio.replay import replay as run_replay
 
+    app.json_for = "replay" if as_json else None
     window = (_iso_time(since, "--since"), _iso_time(until, "--until"))
     started = _started()
     config = app.config()
     outcome = run_replay(config, window, rule, ids, include_permanent, dry_run)
     if dry_run:
-        from x3twilio.sending import QUIET, outcome_text
-
-        rows = [
-            (n.id, n.rule, n.record, n.to, outcome_text(n, config) if n.reason == QUIET
-             else n.status, n.error_message or "")
-            for n in outcome.notifications.decided
-        ]  # fmt: skip
-        rows += [
-            (i.name, "inbound", i.payload.get("route", ""), "", "failed", "")
-            for i in outcome.inbound
-        ]
-        _print_rows(
-            ("id", "rule", "record", "to", "status", "last error"),
-            rows,
-            f"{len(rows)} item(s) would be retried (dry run)",
-        )
+        _print_retries(app, outcome, config)
         return
     c, i = outcome.notifications.counts, outcome.ingest.counts if outcome.ingest else {}
     deferred = f", {c['deferred']} deferred by quiet hours" if c["deferred"] else ""
-    app.say(
-        f"replay: {c['sent']} sent, {c['failed']} failed, {c['skipped']} skipped{deferred}; "
-        f"inbound {i.get('logged', 0)} logged, {i.get('failed', 0)} failed"
-    )
+    if not as_json:
+        app.say(
+            f"replay: {c['sent']} sent, {c['failed']} failed, {c['skipped']} skipped{deferred}; "
+            f"inbound {i.get('logged', 0)} logged, {i.get('failed', 0)} failed"
+        )
+    fields = {
+        "dry_run": False,
+        "counts": counts(c, REPLAY_COUNTS),
+        "inbound": counts(i, INBOUND_COUNTS),
+    }
     failure = _failed(app, started, c["failed"], i.get("failed", 0), c["rejected"])
-    app.finish("replay", outcome.exit_code, failure)
+    app.done("replay", outcome.exit_code, failure, fields)
+
+
+def _print_retries(app: App, outcome: ReplayOutcome, config: Config) -> None:
+    """What a replay would retry: failed notifications (or held by quiet hours), inbound items."""
+    from x3twilio.sending import QUIET, outcome_text
+
+    rows = [
+        (n.id, n.rule, n.record, n.to, outcome_text(n, config) if n.reason == QUIET
+         else n.status, n.error_message or "")
+        for n in outcome.notifications.decided
+    ]  # fmt: skip
+    rows += [
+        (i.name, "inbound", i.payload.get("route", ""), "", "failed", "") for i in outcome.inbound
+    ]
+    if app.json_for:
+        from x3twilio.output import emit_json
+
+        keys = ("id", "rule", "record", "to", "status", "last_error")
+        items = [dict(zip(keys, row, strict=True)) for row in rows]
+        emit_json("replay", ExitCode.OK, dry_run=True, items=items)
+        return
+    _print_rows(
+        ("id", "rule", "record", "to", "status", "last error"),
+        rows,
+        f"{len(rows)} item(s) would be retried (dry run)",
+        status_column=4,
+    )
 
 
 @cli.command()
 @click.argument("source")
 @click.argument("key")
+@_json_option
 @click.pass_obj
-def explain(app: App, source: str, key: str) -> None:
+def explain(app: App, source: str, key: str, as_json: bool) -> None:
     """Show whether a record matches each rule, and why, and what was sent about it.
 
     \b
     Example:
       x3twilio explain purchase_orders POFR0110113
     """
-    from x3twilio.explain import explain as explain_record
+    from x3twilio import output
+    from x3twilio.explain import explanation, lines
 
+    app.json_for = "explain" if as_json else None
     config = app.config()
     if source not in config.sources:
         raise click.BadParameter(f"unknown source {source!r}", param_hint="SOURCE")
     try:
-        lines = explain_record(config, source, key)
+        found = explanation(config, source, key)
     except LookupError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="KEY") from None
-    for line in lines:
-        click.echo(line)
+    if as_json:
+        output.emit_json("explain", ExitCode.OK, **output.explanation(found))
+    else:
+        output.echo_lines(lines(found))  # on a terminal: X3 data escaped, ✓/✗ coloured
 
 
 @cli.command()

@@ -20,6 +20,8 @@ from x3twilio.x3.partners import DEFAULT_ROLES, PARTNER_KINDS, PartnerShape, def
 from x3twilio.yamlnode import Node, interpolate, load_yaml, read_text
 
 DEFAULT_PATH = "x3twilio.yaml"
+USER_PATH = Path("x3twilio") / DEFAULT_PATH  # under $XDG_CONFIG_HOME, else ~/.config
+SYSTEM_PATH = Path("/etc/x3twilio") / DEFAULT_PATH
 
 
 @dataclass(frozen=True)
@@ -235,9 +237,49 @@ class Config:
 
 
 def config_path(option: str | None, env: Mapping[str, str] | None = None) -> Path:
-    # 1. --config  2. $X3TWILIO_CONFIG  3. ./x3twilio.yaml
+    """The configuration file: --config, else $X3TWILIO_CONFIG (either is used as given: one
+    that does not exist fails to load, never falls through), else the first that exists of
+    `config_places`; ConfigError (78) listing every place looked at when none does."""
     env = os.environ if env is None else env
-    return Path(option or env.get("X3TWILIO_CONFIG") or DEFAULT_PATH)
+    given = option or env.get("X3TWILIO_CONFIG")
+    if given:
+        return Path(given)
+    places = config_places(env)
+    for _, path in places:
+        if _present(path):
+            return path
+    looked = "; ".join(
+        label if label == str(path.absolute()) else f"{label} ({path.absolute()})"
+        for label, path in places
+    )
+    raise ConfigError(
+        DEFAULT_PATH,
+        "",
+        "no configuration file found; looked, in order, at: --config (not given), "
+        f"$X3TWILIO_CONFIG (not set), {looked}. Give --config PATH, set $X3TWILIO_CONFIG, or "
+        "create one of these (rules.example.yaml is a complete example)",
+    )
+
+
+def _present(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # there, in a directory this user cannot search: loading says so
+        return True
+
+
+def config_places(env: Mapping[str, str]) -> list[tuple[str, Path]]:
+    """Where a configuration is looked for without --config or $X3TWILIO_CONFIG, in order:
+    the working directory, the user's XDG config directory, then the system's."""
+    places = [(f"./{DEFAULT_PATH}", Path(DEFAULT_PATH))]
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    home = env.get("HOME", "")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec: a relative value is ignored
+        places.append(("$XDG_CONFIG_HOME/x3twilio/x3twilio.yaml", Path(xdg) / USER_PATH))
+    elif home:
+        places.append(("~/.config/x3twilio/x3twilio.yaml", Path(home) / ".config" / USER_PATH))
+    places.append((str(SYSTEM_PATH), SYSTEM_PATH))
+    return places
 
 
 def load_config(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import requests
 import yaml
 
+from x3twilio.errors import ExitCode, X3TwilioError
 from x3twilio.simulators import RunningServer, serve
 from x3twilio.simulators.sendgrid import DEFAULT_SENDER, SendGridSimulator
 from x3twilio.simulators.twilio import TwilioSimulator
@@ -156,7 +160,12 @@ ON_THE_ORDER = {
 
 
 def write_config(path: Path, config: dict[str, Any]) -> None:
-    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), "utf-8")
+    """Write it readable by its owner only: it holds the simulators' credentials."""
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    with os.fdopen(os.open(path, flags, 0o600), "w", encoding="utf-8") as out:
+        out.write(text)
+    path.chmod(0o600)  # a file that was there keeps its mode through O_CREAT
 
 
 def run_demo(workdir: Path | None, echo: Echo, api: str = "rest") -> None:
@@ -347,22 +356,85 @@ def _post_a_payment(x3: RunningServer) -> str:
     return "PAYDEMO0001"
 
 
-def run_simulators(
-    host: str, x3_port: int, twilio_port: int, latency_ms: float, write_to: Path | None, echo: Echo
-) -> None:
-    x3sim, twsim = X3Simulator(), TwilioSimulator()
-    x3sim.latency_ms = twsim.latency_ms = latency_ms
-    twsim.auto_callbacks = True
-    with serve(x3sim, host, x3_port) as x3, serve(twsim, host, twilio_port) as twilio:
+@dataclass(frozen=True)
+class SimOptions:
+    """How `x3twilio sim` serves: ports 0 let the OS pick free ones (printed)."""
+
+    host: str = "127.0.0.1"
+    x3_port: int = 0
+    twilio_port: int = 0
+    sendgrid_port: int = 0
+    latency_ms: float = 0.0
+    public_url: str = "http://127.0.0.1:8080"  # where the shim will be (`serve`'s default)
+    write_to: Path | None = None
+
+
+def fresh_simulators(
+    latency_ms: float = 0.0,
+) -> tuple[X3Simulator, TwilioSimulator, SendGridSimulator]:
+    """The three simulators with credentials of their own: two runs on one host never
+    accept each other's requests, and a shim never takes the other run's callbacks."""
+    x3sim = X3Simulator(password=secrets.token_urlsafe(18))
+    x3sim.graphql.apps[x3sim.graphql.client_id].secret = secrets.token_hex(32)
+    twsim = TwilioSimulator(
+        account_sid="AC" + secrets.token_hex(16), auth_token=secrets.token_hex(16)
+    )
+    grid = SendGridSimulator(
+        api_key=f"SG.{secrets.token_urlsafe(16)[:22]}.{secrets.token_urlsafe(33)[:43]}"
+    )
+    x3sim.latency_ms = twsim.latency_ms = grid.latency_ms = latency_ms
+    twsim.auto_callbacks = True  # handsets report delivery a moment after each send
+    return x3sim, twsim, grid
+
+
+def run_simulators(options: SimOptions, echo: Echo, warn: Echo) -> None:
+    """Serve X3, Twilio and SendGrid until interrupted; `warn` gets one line per status
+    callback the shim did not take (never a traceback)."""
+    x3sim, twsim, grid = fresh_simulators(options.latency_ms)
+    twsim.on_callback_failure = lambda line: warn(f"x3twilio sim: {line}")
+    host = options.host
+    with (
+        _listen(x3sim, host, options.x3_port, "--x3-port") as x3,
+        _listen(twsim, host, options.twilio_port, "--twilio-port") as twilio,
+        _listen(grid, host, options.sendgrid_port, "--sendgrid-port") as sendgrid,
+    ):
         echo(f"X3 (api1) at {x3.url}  user {x3sim.user}  folder {x3sim.folder}")
         echo(f"Twilio at {twilio.url}  account {twsim.account_sid}  from {twsim.phone_number}")
-        if write_to:
-            state_dir = str(write_to.resolve().parent / "state")
-            write_config(write_to, sim_config(x3, twilio, state_dir=state_dir))
-            echo(f"wrote {write_to}")
+        echo(f"SendGrid at {sendgrid.url}  from {DEFAULT_SENDER}")
+        echo(f"Webhooks go to {options.public_url} (public_url)")
+        if options.write_to:
+            path = options.write_to
+            state_dir = str(path.resolve().parent / "state")
+            config = sim_config(x3, twilio, state_dir, options.public_url, sendgrid=sendgrid)
+            try:
+                write_config(path, config)
+            except OSError as exc:
+                raise SimCannotStart(
+                    ExitCode.CANTCREAT, f"cannot write {path}: {exc.strerror}"
+                ) from None
+            echo(f"wrote {path} (this run's credentials: a new run writes new ones)")
         echo("Ctrl-C stops.")
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             echo("stopped")
+
+
+class SimCannotStart(X3TwilioError):
+    """`sim` cannot listen or write its configuration: one line, with the exit code."""
+
+    def __init__(self, exit_code: ExitCode, message: str) -> None:
+        self.exit_code = exit_code
+        super().__init__(f"sim: {message}")
+
+
+def _listen(app: Any, host: str, port: int, option: str) -> RunningServer:
+    try:
+        return serve(app, host, port)
+    except OSError as exc:
+        raise SimCannotStart(
+            ExitCode.UNAVAILABLE,
+            f"cannot listen on {host}:{port} ({exc.strerror}): leave {option} out and the "
+            "OS picks a free port",
+        ) from None

@@ -40,7 +40,7 @@ def template_warnings(config: Config) -> list[str]:
             continue
         source = config.sources[rule.source]
         sample = rule.template.render(partial(_sample, source))
-        odd = ucs2_characters("".join(part[0] for part in rule.template.parts))
+        odd = ucs2_characters(rule.template.literals)  # its text and fallbacks
         if odd:
             warnings.append(
                 f"rule {rule.name}: {', '.join(map(repr, odd))} makes every "

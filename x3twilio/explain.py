@@ -1,7 +1,11 @@
-"""`explain SOURCE KEY`: why a record did or did not notify, condition by condition."""
+"""`explain SOURCE KEY`: why a record did or did not notify, condition by condition.
+
+`explanation()` is the structured form (for `--json`); `lines()` renders it for people.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,8 +18,46 @@ from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
 
 
-def explain(config: Config, source_name: str, key: str) -> list[str]:
-    """Lines of plain text: the record, each rule's verdict with reasons, the outbox's story."""
+@dataclass(frozen=True)
+class Condition:
+    """One condition of a rule, as the record meets it or not."""
+
+    text: str  # in words: `status = 3`, `due_date within 5 days (today 2026-11-20)`
+    ok: bool
+    field: str
+    value: Any  # the record's value of `field`
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rule: str
+    matches: bool
+    conditions: list[Condition]
+
+
+@dataclass(frozen=True)
+class Decided:
+    """What the outbox holds about the record: one notification and where it stands."""
+
+    rule: str
+    to: str
+    status: str
+    delivery: str  # Twilio's last delivery status, if any
+    detail: str  # the provider id, the error, why it waits or was skipped
+
+
+@dataclass(frozen=True)
+class Explanation:
+    source: str
+    key: str
+    stamp: str
+    values: dict[str, Any]
+    verdicts: list[Verdict] = field(default_factory=list)
+    outbox: list[Decided] = field(default_factory=list)
+
+
+def explanation(config: Config, source_name: str, key: str) -> Explanation:
+    """Read the record from X3 and judge it by each rule of its source; LookupError if absent."""
     source = config.sources[source_name]
     client = make_client(config.x3, make_session(), Retrier(config.retry))
     raw = client.details(source.x3_class, key, source.representation)
@@ -23,36 +65,53 @@ def explain(config: Config, source_name: str, key: str) -> list[str]:
         raise LookupError(f"{source.x3_class} {key} does not exist in X3")
     record = decode(source, stamped(source, raw))
     today = client.server_time(source).date()
-    lines = [f"{source.name} {record.key} (changed {record.stamp})"]
-    lines += [f"  {name} = {shown(value)}" for name, value in record.values.items()]
+    verdicts = []
     for rule in (r for r in config.rules if r.source == source_name):
-        verdict = "matches" if rule.matches(record, today) else "does not match"
-        lines.append(f"rule {rule.name}: {verdict}")
+        conditions = []
         if rule.due:
-            ok = rule.due.holds(record, today)
-            lines.append(
-                f"  {'✓' if ok else '✗'} {rule.due.field} within {rule.due.days} "
-                f"days of {today} (is {shown(record.value(rule.due.field))})"
+            name = rule.due.field
+            text = rule.due.describe(today)
+            conditions.append(
+                Condition(text, rule.due.holds(record, today), name, record.value(name))
             )
-        for condition in rule.conditions:
-            ok = condition.holds(record)
-            lines.append(
-                f"  {'✓' if ok else '✗'} {condition.describe()} "
-                f"(is {shown(record.value(condition.name))})"
-            )
+        conditions += [
+            Condition(c.describe(), c.holds(record), c.name, record.value(c.name))
+            for c in rule.conditions
+        ]
+        verdicts.append(Verdict(rule.name, rule.matches(record, today), conditions))
     outbox = Outbox(config.state_dir, readonly=True)
     history = outbox.for_record(source_name, record.key)
     outbox.close()
-    lines.append("outbox: " + ("nothing decided yet" if not history else f"{len(history)} item(s)"))
+    decided = []
     for n, delivery in history:
         waiting = n.status == "pending" and n.reason == QUIET
         detail = outcome_text(n, config) if waiting else n.provider_id or n.error_message or ""
-        detail = detail or n.reason or ""
-        lines.append(
-            f"  {n.rule} → {n.to or '(no recipient)'}: {n.status}"
-            f"{' / ' + delivery if delivery else ''} {detail}".rstrip()
+        decided.append(Decided(n.rule, n.to, n.status, delivery or "", detail or n.reason or ""))
+    values = dict(record.values)
+    return Explanation(source.name, record.key, record.stamp, values, verdicts, decided)
+
+
+def lines(found: Explanation) -> list[str]:
+    """Lines of plain text: the record, each rule's verdict with reasons, the outbox's story."""
+    out = [f"{found.source} {found.key} (changed {found.stamp})"]
+    out += [f"  {name} = {shown(value)}" for name, value in found.values.items()]
+    for verdict in found.verdicts:
+        out.append(f"rule {verdict.rule}: {'matches' if verdict.matches else 'does not match'}")
+        out += [
+            f"  {'✓' if c.ok else '✗'} {c.text} (is {shown(c.value)})" for c in verdict.conditions
+        ]
+    count = len(found.outbox)
+    out.append("outbox: " + (f"{count} item(s)" if count else "nothing decided yet"))
+    for d in found.outbox:
+        out.append(
+            f"  {d.rule} → {d.to or '(no recipient)'}: {d.status}"
+            f"{' / ' + d.delivery if d.delivery else ''} {d.detail}".rstrip()
         )
-    return lines
+    return out
+
+
+def explain(config: Config, source_name: str, key: str) -> list[str]:
+    return lines(explanation(config, source_name, key))
 
 
 def shown(value: Any) -> str:

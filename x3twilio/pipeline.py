@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from x3twilio.audit import AuditLog, iso_ms, log_line, new_run_id, utc_now
 from x3twilio.config import Config
@@ -48,6 +48,17 @@ class RunReport:
         return ExitCode.PARTIAL if self.counts["failed"] or self.counts["rejected"] else ExitCode.OK
 
 
+class Progress(Protocol):
+    """Told how a run is going (after each page read, each notification decided or sent), for
+    a live status on a terminal; `counts` are the run's counts so far, read at once."""
+
+    def __call__(self, doing: str, pages: int, counts: Mapping[str, int]) -> None: ...
+
+
+def no_progress(doing: str, pages: int, counts: Mapping[str, int]) -> None:
+    """Show nothing: cron, pipes and -q."""
+
+
 @dataclass
 class _Target:
     identity: str  # what the idempotency key sees: the E.164 number or the raw text
@@ -66,6 +77,7 @@ class Poller:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         x3: X3Client | None = None,
+        progress: Progress = no_progress,
     ) -> None:
         self.config, self.dry_run, self.since, self.clock = config, dry_run, since, clock
         self.sources = [s for s in config.used_sources() if not only or s.name in only]
@@ -88,6 +100,7 @@ class Poller:
         self.report = RunReport(new_run_id(clock()))
         self._x3_now: datetime | None = None
         self._replay_of: str | None = None  # set while replaying: audit says what was retried
+        self.progress, self.pages, self._doing = progress, 0, "starting"
 
     def run(self) -> RunReport:
         if self.dry_run:
@@ -126,6 +139,7 @@ class Poller:
 
     def _poll_and_send(self) -> None:
         self._decide_all()
+        self._doing = "sending"
         self.dispatcher().send_due()
 
     def dispatcher(self) -> Dispatcher:
@@ -162,6 +176,7 @@ class Poller:
             self.report.run_id,
         )
         for source in self.sources:
+            self._doing = f"reading {source.name}"
             rules = [r for r in self.config.rules if r.source == source.name]
             change_rules = [r for r in rules if r.due is None]
             if change_rules:
@@ -217,8 +232,8 @@ class Poller:
         today = self.x3_now().date()
         f = source.field_by_name(rule.due.field)
         code = f.code if f else rule.due.field
-        last = today + timedelta(days=rule.due.days)
-        for records in self._pages(source, self.x3.due(source, code, today, last)):
+        first, last = rule.due.window(today)
+        for records in self._pages(source, self.x3.due(source, code, first, last)):
             notes = [n for r in records if not source.is_closed(r) for n in self._decide([rule], r)]
             self._store([], notes, report_dupes=False)
 
@@ -234,7 +249,9 @@ class Poller:
                 except Undecodable as exc:
                     self._reject(source, exc)
             self.report.counts["records"] += len(records)
+            self.pages += 1
             yield records
+            self.progress(self._doing, self.pages, self.report.counts)  # its records decided
 
     def _from_the_future(self, record: Record, hi: datetime) -> bool:
         """A change stamp past this run's window (X3's clock) cannot be a real change: it is
@@ -399,6 +416,7 @@ class Poller:
         if self._replay_of:
             extra["replay_of"] = self._replay_of
         self.audit.write(event, **audit_fields(n, event, **extra))
+        self.progress(self._doing, self.pages, self.report.counts)
 
 
 def _check_exposed(source: Source, codes: tuple[str, ...], row: dict[str, Any]) -> None:

@@ -14,12 +14,32 @@ from x3twilio.phones import is_e164
 from x3twilio.quiethours import QuietHours
 from x3twilio.sources import Record, Source, parse_stamp
 from x3twilio.templates import Template, TemplateError, compile_template
-from x3twilio.yamlnode import Node
+from x3twilio.yamlnode import Node, did_you_mean
 
 CHANNELS = ("sms", "email", "voice")
+# What a rule may hold: `done` suggests these even when a rule did not read them (`due`).
+RULE_KEYS = (
+    "name",
+    "source",
+    "when",
+    "due",
+    "once_per",
+    "to",
+    "channel",
+    "message",
+    "subject",
+    "urgent",
+    "quiet_hours",
+    "max_delay",
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PARTNER_WORDS = ("supplier", "customer", "partner")
-_DUE = re.compile(r"^\s*(\w+)\s+(?:within\s+(\d{1,3})\s+days?|(today))\s*$")
+# `FIELD within N days`, `FIELD today`, `FIELD in N days`, `FIELD N days ago` (README "Rules").
+_DUE = re.compile(
+    r"^\s*(?P<field>\w+)\s+(?:within\s+(?P<within>\d+)\s+days?|(?P<today>today)"
+    r"|in\s+(?P<ahead>\d+)\s+days?|(?P<ago>\d+)\s+days?\s+ago)\s*$"
+)
+DUE_FORMS = "'FIELD within N days', 'FIELD today', 'FIELD in N days' or 'FIELD N days ago'"
 MAX_DUE_DAYS = 366
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -56,16 +76,43 @@ class Condition:
 
 @dataclass(frozen=True)
 class DueTrigger:
-    """`due_date within 3 days`: fires while today <= field <= today + days."""
+    """Fires while today + first <= field <= today + last (days; negative: in the past).
+
+    `within 3 days` is (0, 3), `today` (0, 0), `in 3 days` (3, 3), `2 days ago` (-2, -2).
+    """
 
     field: str
-    days: int
+    first: int
+    last: int
+
+    def window(self, today: date) -> tuple[date, date]:
+        """The dates that fire today, first to last: what X3 is asked for."""
+        return today + timedelta(self.first), today + timedelta(self.last)
 
     def holds(self, record: Record, today: date) -> bool:
         value = record.value(self.field)
         if isinstance(value, datetime):
             value = value.date()
-        return isinstance(value, date) and today <= value <= today + timedelta(self.days)
+        first, last = self.window(today)
+        return isinstance(value, date) and first <= value <= last
+
+    def describe(self, today: date | None = None) -> str:
+        """As the rule wrote it (`due_date in 3 days`), with the dates it means `today`:
+        `due_date within 3 days of 2026-11-20`, `due_date in 3 days: 2026-11-23`."""
+        if self.first != self.last:
+            text = f"{self.field} within {_days(self.last)}"
+            return f"{text} of {today}" if today else text
+        if self.first == 0:
+            text = f"{self.field} today"
+        elif self.first > 0:
+            text = f"{self.field} in {_days(self.first)}"
+        else:
+            text = f"{self.field} {_days(-self.first)} ago"
+        return f"{text}: {self.window(today)[0]}" if today else text
+
+
+def _days(count: int) -> str:
+    return f"{count} day" if count == 1 else f"{count} days"
 
 
 @dataclass(frozen=True)
@@ -173,7 +220,8 @@ def _load_rule(
     once_per = tuple(spec.get("once_per", list, [due.field] if due else []))
     for i, name in enumerate(once_per):
         if not source.knows(name):
-            raise spec.error("once_per", f"[{i}] unknown field {name!r} of {source_name}")
+            hint = did_you_mean(name, source.names())
+            raise spec.error("once_per", f"[{i}] unknown field {name!r} of {source_name}{hint}")
     channel = spec.get("channel", str, "sms")
     if channel not in CHANNELS:
         raise spec.error("channel", f"unknown channel {channel!r}; expected sms, email or voice")
@@ -196,7 +244,7 @@ def _load_rule(
         quiet_hours=_load_quiet(spec),
         max_delay=max_delay,
     )
-    spec.done()
+    spec.done(also=RULE_KEYS)
     if not conditions and not due:
         raise spec.error("when", "a rule needs conditions (when:) or a due: trigger")
     return rule
@@ -231,14 +279,23 @@ def _load_due(spec: Node, source: Source) -> DueTrigger:
     text = spec.get("due", str)
     match = _DUE.match(text)
     if not match:
-        raise spec.error("due", f"expected 'FIELD within N days' or 'FIELD today', got {text!r}")
-    name = match[1]
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise spec.error("due", f"expected {DUE_FORMS}, got {shown!r}")
+    name = match["field"]
+    dates = [n for n in sorted(source.names()) if source.kind_of(n) in ("date", "datetime")]
     if not source.knows(name) or source.kind_of(name) not in ("date", "datetime", "raw"):
-        raise spec.error("due", f"{name!r} is not a date field of {source.name}")
-    days = int(match[2] or 0)
+        raise spec.error(
+            "due", f"{name!r} is not a date field of {source.name}{did_you_mean(name, dates)}"
+        )
+    given = match["within"] or match["ahead"] or match["ago"] or "0"
+    days = int(given) if len(given) <= 4 else MAX_DUE_DAYS + 1  # 5000 digits: not an int
     if days > MAX_DUE_DAYS:
-        raise spec.error("due", f"expected at most {MAX_DUE_DAYS} days, got {days}")
-    return DueTrigger(name, days)
+        raise spec.error("due", f"expected at most {MAX_DUE_DAYS} days, got {given[:8]}")
+    if match["ahead"]:
+        return DueTrigger(name, days, days)
+    if match["ago"]:
+        return DueTrigger(name, -days, -days)
+    return DueTrigger(name, 0, days)
 
 
 def _load_conditions(node: Node, source: Source) -> tuple[Condition, ...]:
@@ -246,7 +303,8 @@ def _load_conditions(node: Node, source: Source) -> tuple[Condition, ...]:
     for key in list(node.data):
         name, raw = str(key), node.raw(key)
         if not source.knows(name):
-            raise node.error(name, f"unknown field of {source.name}")
+            suggestion = did_you_mean(name, source.names())
+            raise node.error(name, f"unknown field of {source.name}{suggestion}")
         kind = source.kind_of(name)
         for op, literal in _operator_pairs(raw):
             if op not in _OPERATORS:

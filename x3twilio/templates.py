@@ -1,4 +1,13 @@
-"""Message templates: {name} and {name:spec} only, checked when the rules load."""
+"""Message templates: {name}, {name:spec}, {name|fallback} and {name|fallback:spec} only,
+checked when the rules load.
+
+A fallback is what is written when X3 leaves the value empty (None, or blank text): `{reference|no
+reference}`, `{accounting_date|soon:%d %B %Y}`. It sits between the name and the spec because a
+name never holds `|` while a spec may (a fill character, strftime text): nothing a spec means can
+be read as a fallback. Without a fallback an empty value writes nothing, as X3 holds it: the same
+templates fill X3 fields (inbound notes), where an invented word would be stored as data, and a
+message is in the operator's language, which a built-in word would not be.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+
+from x3twilio.yamlnode import did_you_mean
 
 # A sample value per kind, to prove a format spec works before any message is sent.
 SAMPLES: dict[str, Any] = {
@@ -20,6 +31,9 @@ SAMPLES: dict[str, Any] = {
     "yesno": "no",
     "raw": "X",
 }
+FALLBACK = "|"
+# What a fallback cannot hold: Python's format syntax reads these as the end of the name.
+_FALLBACK_LIMITS = "a fallback {name|text} cannot hold ':', '!', '{' or '}'"
 
 
 class TemplateError(ValueError):
@@ -29,20 +43,36 @@ class TemplateError(ValueError):
 @dataclass(frozen=True)
 class Template:
     text: str
-    parts: tuple[tuple[str, str | None, str], ...]  # (literal, name, spec)
+    parts: tuple[tuple[str, str | None, str, str | None], ...]  # (literal, name, spec, fallback)
 
     @property
     def names(self) -> set[str]:
-        return {name for _, name, _ in self.parts if name}
+        return {name for _, name, _, _ in self.parts if name}
+
+    @property
+    def literals(self) -> str:
+        """Every character the template itself writes: its text and its fallbacks."""
+        return "".join(literal + (fallback or "") for literal, _, _, fallback in self.parts)
 
     def render(self, value: Callable[[str], Any]) -> str:
-        """Fill the placeholders with value(name); missing values render empty."""
+        """Fill the placeholders with value(name); an empty value writes its fallback, or
+        nothing when the placeholder has none."""
         out = []
-        for literal, name, spec in self.parts:
+        for literal, name, spec, fallback in self.parts:
             out.append(literal)
-            if name is not None:
-                out.append(_format(value(name), spec))
+            if name is None:
+                continue
+            found = value(name)
+            if fallback is not None and is_empty(found):
+                out.append(fallback)
+            else:
+                out.append(_format(found, spec))
         return "".join(out)
+
+
+def is_empty(value: Any) -> bool:
+    """What X3 sends for "nothing": no value, or blank text (dates: the decoders give None)."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _format(value: Any, spec: str) -> str:
@@ -58,34 +88,74 @@ def compile_template(text: str, kinds: Mapping[str, str]) -> Template:
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
-        raise TemplateError(f"malformed template: {exc}") from None
-    parts: list[tuple[str, str | None, str]] = []
-    for literal, name, spec, conversion in parsed:
-        if name is None:
-            parts.append((literal, None, ""))
+        hint = f" ({_FALLBACK_LIMITS})" if FALLBACK in text else ""
+        raise TemplateError(f"malformed template: {exc}{hint}") from None
+    parts: list[tuple[str, str | None, str, str | None]] = []
+    for literal, field, spec, conversion in parsed:
+        if field is None:
+            parts.append((literal, None, "", None))
             continue
-        _check_placeholder(name, spec or "", conversion, kinds)
-        parts.append((literal, name, spec or ""))
+        name, bar, fallback = field.partition(FALLBACK)
+        placeholder = Placeholder(field, name, spec or "", fallback if bar else None)
+        placeholder.check(conversion, kinds)
+        parts.append((literal, name, placeholder.spec, placeholder.fallback))
     return Template(text, tuple(parts))
 
 
-def _check_placeholder(
-    name: str, spec: str, conversion: str | None, kinds: Mapping[str, str]
-) -> None:
-    if not name:
-        raise TemplateError("empty placeholder {}: name the field, e.g. {order_number}")
-    if not name.isidentifier():
-        raise TemplateError(
-            f"placeholder {{{name}}}: only plain names are allowed (no attribute or index access)"
-        )
-    if conversion:
-        raise TemplateError(f"placeholder {{{name}!{conversion}}}: conversions are not allowed")
-    if "{" in spec:
-        raise TemplateError(f"placeholder {{{name}}}: nested placeholders are not allowed")
-    if name not in kinds:
-        known = ", ".join(sorted(kinds))
-        raise TemplateError(f"unknown placeholder {{{name}}}; known names: {known}")
-    try:
-        _format(SAMPLES[kinds[name]], spec)
-    except (ValueError, TypeError) as exc:
-        raise TemplateError(f"placeholder {{{name}:{spec}}}: bad format spec ({exc})") from None
+@dataclass(frozen=True)
+class Placeholder:
+    """One {…} of a template, as written (`field`: the name and any |fallback)."""
+
+    field: str
+    name: str
+    spec: str
+    fallback: str | None
+
+    @property
+    def shown(self) -> str:
+        return f"{{{self.field}:{self.spec}}}" if self.spec else f"{{{self.field}}}"
+
+    def check(self, conversion: str | None, kinds: Mapping[str, str]) -> None:
+        name, spec = self.name, self.spec
+        if not name:
+            raise TemplateError(
+                f"empty placeholder {self.shown}: name the field, e.g. {{order_number}}"
+            )
+        if not name.isidentifier():
+            raise TemplateError(
+                f"placeholder {self.shown}: only plain names are allowed "
+                "(no attribute or index access)"
+            )
+        if conversion:
+            hint = f" ({_FALLBACK_LIMITS})" if self.fallback is not None else ""
+            raise TemplateError(
+                f"placeholder {{{self.field}!{conversion}}}: conversions are not allowed{hint}"
+            )
+        if "{" in spec:
+            raise TemplateError(f"placeholder {self.shown}: nested placeholders are not allowed")
+        if FALLBACK in spec:
+            before, _, after = spec.partition(FALLBACK)
+            raise TemplateError(
+                f"placeholder {self.shown}: a fallback goes after the name, before the format "
+                f"spec: {{{name}|{after}:{before}}}"
+            )
+        if name not in kinds:
+            known = ", ".join(sorted(kinds))
+            raise TemplateError(
+                f"unknown placeholder {{{name}}}{did_you_mean(name, kinds)}; known names: {known}"
+            )
+        self._check_spec(kinds[name])
+
+    def _check_spec(self, kind: str) -> None:
+        colon = f" ({_FALLBACK_LIMITS})" if self.fallback is not None else ""
+        if kind in ("date", "datetime") and self.spec and "%" not in self.spec:
+            raise TemplateError(
+                f"placeholder {self.shown}: a date format spec needs % directives such as "
+                f"%d %b %Y (this one writes {self.spec!r} for every date){colon}"
+            )
+        try:
+            _format(SAMPLES[kind], self.spec)
+        except (ValueError, TypeError) as exc:
+            raise TemplateError(
+                f"placeholder {self.shown}: bad format spec ({exc}){colon}"
+            ) from None

@@ -211,7 +211,8 @@ _loading = threading.Lock()
 
 
 def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    """The WSGI entry point; the configuration is read once, from $X3TWILIO_CONFIG.
+    """The WSGI entry point; the configuration is read once, found as the CLI finds it
+    ($X3TWILIO_CONFIG, else ./x3twilio.yaml, the XDG config directory, /etc/x3twilio).
 
     A configuration that cannot be loaded answers 503 (Twilio retries) and says why on the
     server's error log; it is read again on the next request, so a fix needs no restart.

@@ -8,9 +8,10 @@ every number is range-checked by the code that reads it (`Node.number`, `Node.du
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -282,11 +283,20 @@ class Node:
             raise self.error(key, f"expected a duration from {span}, got {shown}")
         return seconds
 
-    def done(self) -> None:
-        """Reject keys nobody asked for (typos must not pass silently)."""
+    def done(self, also: Iterable[str] = ()) -> None:
+        """Reject keys nobody asked for (typos must not pass silently), suggesting the close
+        known name; `also`: names this node knows but did not read this time (suggested too)."""
+        known = self._used | set(also)
         for key in self.data:
             if key not in self._used:
-                raise self.error(str(key), "unknown field")
+                raise self.error(str(key), "unknown field" + did_you_mean(str(key), known))
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`; did you mean 'expected_date'?` when one known name is close to `name`, else ""."""
+    by_lower = {k.lower(): k for k in sorted(set(known) - {name}, reverse=True)}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
 def seconds_text(seconds: float) -> str:

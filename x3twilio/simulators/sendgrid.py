@@ -165,10 +165,11 @@ class SendGridSimulator:
     connection) and "reset_before" (drop it without accepting).
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, api_key: str | None = None) -> None:
+        """`api_key`: the account's key (default: the same in every process)."""
         self.clock = clock
         digest = hashlib.sha512(b"x3twilio-simulator:sendgrid-key").hexdigest()
-        self.api_key = f"SG.{digest[:22]}.{digest[22:65]}"
+        self.api_key = api_key or f"SG.{digest[:22]}.{digest[22:65]}"
         self.verified_senders: set[str] = {DEFAULT_SENDER}
         self.faults = Faults()
         self.latency_ms: float = 0

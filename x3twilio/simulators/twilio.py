@@ -24,7 +24,6 @@ and 20003, as Twilio documents for such an account.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
@@ -198,14 +197,23 @@ class TwilioSimulator:
         self,
         clock: Clock | None = None,
         callback_url_rewrite: Callable[[str], str] | None = None,
+        *,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
     ) -> None:
+        """`account_sid`/`auth_token`: this account's own (default: the same in every
+        process, derived from a label), so that two simulators on one host do not accept
+        each other's requests, nor a shim each other's callbacks."""
         self.clock: Clock = clock or utc_now
         self.callback_url_rewrite = callback_url_rewrite
-        self._init_credentials()
+        self._init_credentials(account_sid, auth_token)
         self.faults = Faults()
         self.latency_ms: float = 0
         self.max_concurrency: int | None = None
         self.auto_callbacks = False
+        # Where a failed status callback is told, as one line (Twilio's debugger logs 11200).
+        self.on_callback_failure: Callable[[str], None] | None = None
+        self.callback_failures = 0
         self.callback_delay = 0.2  # seconds before auto_callbacks delivers
         self.hold_sending = False  # keep messages queued until deliver_callbacks
         self.account_status = "active"  # "suspended" or "closed": its credentials get 20003
@@ -232,9 +240,9 @@ class TwilioSimulator:
             )
         }
 
-    def _init_credentials(self) -> None:
-        self.account_sid = "AC" + stable_hex("account")
-        self.auth_token = stable_hex("auth-token")
+    def _init_credentials(self, account_sid: str | None, auth_token: str | None) -> None:
+        self.account_sid = account_sid or "AC" + stable_hex("account")
+        self.auth_token = auth_token or stable_hex("auth-token")
         self.api_key_sid = "SK" + stable_hex("api-key")
         self.api_key_secret = stable_hex("api-key-secret")
         self.test_account_sid = "AC" + stable_hex("test-account")
@@ -632,8 +640,19 @@ class TwilioSimulator:
 
     def _deliver_quietly(self, url: str, params: dict[str, str], token: str) -> None:
         # Twilio logs a failed callback (11200) and moves on; so does the simulator.
-        with contextlib.suppress(requests.RequestException):
-            self.post_webhook(url, params, token)
+        try:
+            status = self.post_webhook(url, params, token).status_code
+        except requests.RequestException as error:
+            self._callback_failed(f"status callback to {url}: {unreachable_reason(error)}")
+            return
+        if status >= 400:
+            self._callback_failed(f"status callback to {url}: answered {status}")
+
+    def _callback_failed(self, line: str) -> None:
+        with self._lock:
+            self.callback_failures += 1
+        if self.on_callback_failure is not None:
+            self.on_callback_failure(line)
 
     def post_webhook(
         self, url: str, params: Mapping[str, str], token: str | None = None
@@ -809,16 +828,22 @@ class TwilioSimulator:
         return Reply(200, {"delivered": self.deliver_callbacks(**flags)})
 
     def _ctl_incoming_sms(self, options: dict[str, Any]) -> Reply:
-        response = self.send_incoming_sms(
-            options["url"], options["from"], options["body"], options.get("to")
-        )
+        try:
+            response = self.send_incoming_sms(
+                options["url"], options["from"], options["body"], options.get("to")
+            )
+        except requests.RequestException as error:
+            return _unreachable(error, options["url"])
         return Reply(200, {"status": response.status_code})
 
     def _ctl_incoming_call(self, options: dict[str, Any]) -> Reply:
         extra = {"transcription": options["transcription"]} if "transcription" in options else {}
-        responses = self.place_incoming_call(
-            options["url"], options["from"], to=options.get("to"), **extra
-        )
+        try:
+            responses = self.place_incoming_call(
+                options["url"], options["from"], to=options.get("to"), **extra
+            )
+        except requests.RequestException as error:
+            return _unreachable(error, options["url"])
         return Reply(200, {"statuses": [response.status_code for response in responses]})
 
 
@@ -837,6 +862,23 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[TwilioSimulator, dict[str, Any]]
     ("POST", "/_sim/incoming-sms"): TwilioSimulator._ctl_incoming_sms,
     ("POST", "/_sim/incoming-call"): TwilioSimulator._ctl_incoming_call,
 }
+
+
+def unreachable_reason(error: requests.RequestException) -> str:
+    """Why a webhook got no answer, in a few words (not the library's nested repr)."""
+    if isinstance(error, requests.Timeout):
+        return "no answer in time (timed out)"
+    text = str(error).lower()
+    for words in ("connection refused", "connection reset", "name or service not known"):
+        if words in text:
+            return words
+    return "no connection" if isinstance(error, requests.ConnectionError) else type(error).__name__
+
+
+def _unreachable(error: requests.RequestException, url: str) -> Reply:
+    """A control route's answer when the webhook it plays got no HTTP answer at all."""
+    failed = error.request.url if error.request is not None and error.request.url else url
+    return Reply(502, {"error": unreachable_reason(error), "url": failed})
 
 
 def fault_reply(fault: Fault | None) -> Reply | None:

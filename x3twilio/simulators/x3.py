@@ -1157,13 +1157,25 @@ class X3Simulator:
             if path == "/_sim/latency" and method == "POST":
                 self.latency_ms = float(_json_object(environ).get("ms", 0))
                 return Reply(200, {"ms": self.latency_ms})
-            if path.startswith("/_sim/records/") and method == "GET":
-                return Reply(200, self.records(path.removeprefix("/_sim/records/")))
+            if path.startswith("/_sim/records/"):
+                return self._control_records(method, path.removeprefix("/_sim/records/"), environ)
         except SimError as error:
             return Reply(error.status, diagnoses(error.message))
         except (TypeError, ValueError) as error:
             return Reply(400, diagnoses(f"Invalid control request: {error}"))
         return Reply(404, diagnoses(f"No control route {method} {path}"))
+
+    def _control_records(self, method: str, target: str, environ: dict[str, Any]) -> Reply:
+        """GET {CLASS}: every record; POST {CLASS}: create one; PATCH {CLASS}/{KEY}: change
+        one. As the Python API does it (stamped now), for a harness in another process."""
+        cls, _, key = target.partition("/")
+        if method == "GET" and not key:
+            return Reply(200, self.records(cls))
+        if method == "POST" and not key:
+            return Reply(201, self.create(cls, _json_object(environ)))
+        if method == "PATCH" and key:
+            return Reply(200, self.update(cls, key, **_json_object(environ)))
+        raise SimError(405, f"{method} is not allowed on /_sim/records/{target}")
 
     def _control_faults(self, method: str, environ: dict[str, Any]) -> Reply:
         if method == "DELETE":
