@@ -731,7 +731,7 @@ def x3() -> None:
     """Sage X3 set-up."""
 
 
-class _Seconds(click.ParamType):
+class _Seconds(click.ParamType):  # type: ignore[type-arg]
     """A duration for the command line: 300, 90s, 5m."""
 
     name = "DURATION"

@@ -370,7 +370,7 @@ def _url(node: Node, key: str, default: str | None = None, *, secret_free: bool 
         raise node.error(key, f"expected a port number from 1 to 65535{shown}")
     if parts.query or parts.fragment:
         raise node.error(key, f"expected a base URL, without ?query or #fragment{shown}")
-    return value.strip().rstrip("/")
+    return str(value).strip().rstrip("/")
 
 
 # A DNS label of a host name Twilio accepts in a callback URL (letters, digits, inner hyphens).
@@ -596,7 +596,7 @@ def _load_twilio(node: Node) -> TwilioConfig:
 
 def _load_region(root: Node) -> str:
     defaults = root.child("defaults")
-    region = defaults.get("region", str, "US").upper()
+    region = str(defaults.get("region", str, "US")).upper()
     if len(region) != 2 or not region.isalpha():
         raise defaults.error("region", f"expected an ISO country code such as FR, got {region!r}")
     defaults.done()

@@ -515,7 +515,7 @@ class Dispatcher:
 
     def _time_left(self) -> float:
         """Seconds left of the run's retry budget (the senders' retrier keeps the count)."""
-        lefts = [
+        lefts: list[float] = [
             retrier.deadline - retrier.clock()
             for sender in self.senders.values()
             if (retrier := getattr(sender, "retrier", None)) is not None

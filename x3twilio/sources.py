@@ -225,7 +225,8 @@ def _fields(*specs: tuple[Any, ...]) -> dict[str, Field]:
 
 
 def _open_amount(values: Mapping[str, Any]) -> Decimal | None:
-    amount, paid = values.get("amount"), values.get("paid")
+    amount: Decimal | None = values.get("amount")
+    paid: Decimal | None = values.get("paid")
     if amount is None:
         return None
     return amount - (paid or Decimal(0))

@@ -100,7 +100,7 @@ class Shim:
             target = quote(environ.get("PATH_INFO", ""))
             if environ.get("QUERY_STRING"):
                 target += "?" + environ["QUERY_STRING"]
-        return self.config.public_url + target
+        return f"{self.config.public_url}{target}"
 
     def record_twiml(self) -> str:
         inbound, base = self.config.inbound, self.config.public_url

@@ -87,8 +87,8 @@ class Faults:
 
 def request_target(environ: dict[str, Any]) -> str:
     """The raw path and query of the request, as the client sent it."""
-    path = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
-    query = environ.get("QUERY_STRING", "")
+    path = str(environ.get("RAW_URI") or environ.get("PATH_INFO", ""))
+    query = str(environ.get("QUERY_STRING", ""))
     if query and "?" not in path:
         path = f"{path}?{query}"
     return path

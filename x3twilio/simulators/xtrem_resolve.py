@@ -95,7 +95,7 @@ class Resolver:
 
     # -- graphql-core's entry point ------------------------------------------------------
 
-    def __call__(self, source: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+    def __call__(self, source: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
         parent, name = info.parent_type.name, info.field_name
         if source is None and parent in ("Query", "Mutation"):
             return PACKAGE
@@ -300,7 +300,7 @@ _TYPED = ("Decimal", "Int", "Datetime", "Date", "Boolean")
 
 
 def _enum_out(enum: GraphQLEnumType, raw: Any) -> str | None:
-    names = list(enum.values)
+    names: list[str] = list(enum.values)
     if isinstance(raw, str):
         return raw if raw in names else None
     if enum.name == "NoYes" or isinstance(raw, bool):
