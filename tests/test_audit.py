@@ -14,19 +14,18 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from x3twilio import auditquery
+from x3twilio import auditquery, auditscan, auditview
 from x3twilio.audit import AuditLog, audit_files, read_records
-from x3twilio.auditquery import (
+from x3twilio.auditfilters import Filters
+from x3twilio.auditquery import query, story
+from x3twilio.auditview import (
     CSV_COLUMNS,
     FORMULA_START,
-    Filters,
-    query,
     render_csv,
     render_json,
     render_story,
     render_summary,
     render_table,
-    story,
     summary,
 )
 from x3twilio.errors import StateError
@@ -250,7 +249,7 @@ def test_table_shows_one_row_per_record_with_its_detail(trail):
 
 
 def test_a_long_table_is_printed_in_blocks_with_one_header(trail, monkeypatch):
-    monkeypatch.setattr(auditquery, "TABLE_BLOCK", 3)
+    monkeypatch.setattr(auditview, "TABLE_BLOCK", 3)
     screen = console()
     render_table(query(trail, Filters()), screen)
     text = screen.file.getvalue()
@@ -414,9 +413,9 @@ def test_a_record_larger_than_the_limit_gets_a_file_of_its_own(tmp_path):
 # -- crash safety ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("chunk", [50, auditquery.CHUNK])
+@pytest.mark.parametrize("chunk", [50, auditscan.CHUNK])
 def test_a_torn_last_line_is_skipped_in_every_segment(trail, monkeypatch, chunk):
-    monkeypatch.setattr(auditquery, "CHUNK", chunk)
+    monkeypatch.setattr(auditscan, "CHUNK", chunk)
     for path in audit_files(trail):  # a crash mid-write at the end of each month
         with path.open("ab") as handle:
             handle.write(
@@ -440,9 +439,9 @@ def test_a_torn_tail_longer_than_the_repair_window_is_cut_at_its_own_start(tmp_p
     assert [r["event"] for r in read_records(tmp_path)] == ["run.started", "run.finished"]
 
 
-@pytest.mark.parametrize("chunk", [50, 4096, auditquery.CHUNK])
+@pytest.mark.parametrize("chunk", [50, 4096, auditscan.CHUNK])
 def test_corruption_in_the_middle_is_loud_and_names_file_and_line(trail, monkeypatch, chunk):
-    monkeypatch.setattr(auditquery, "CHUNK", chunk)
+    monkeypatch.setattr(auditscan, "CHUNK", chunk)
     january = audit_files(trail)[0]
     lines = january.read_bytes().splitlines(keepends=True)
     january.write_bytes(b"".join([*lines[:3], b"\x00\x00\x00garbage\n", *lines[3:]]))
@@ -536,11 +535,11 @@ def naive(state_dir: Path, test) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("chunk", [50, 4096, auditquery.CHUNK])
+@pytest.mark.parametrize("chunk", [50, 4096, auditscan.CHUNK])
 def test_status_failed_returns_exactly_what_parsing_every_line_returns(
     tmp_path, monkeypatch, chunk
 ):
-    monkeypatch.setattr(auditquery, "CHUNK", chunk)  # lines cut by reads, or not
+    monkeypatch.setattr(auditscan, "CHUNK", chunk)  # lines cut by reads, or not
     random_trail(tmp_path, 4000)
     assert len(audit_files(tmp_path)) > 10
     expected = naive(tmp_path, lambda r: r.get("status") == "failed")
@@ -548,9 +547,9 @@ def test_status_failed_returns_exactly_what_parsing_every_line_returns(
     assert list(query(tmp_path, Filters(status="failed"))) == expected
 
 
-@pytest.mark.parametrize("chunk", [700, auditquery.CHUNK])
+@pytest.mark.parametrize("chunk", [700, auditscan.CHUNK])
 def test_combined_filters_agree_with_parsing_every_line(tmp_path, monkeypatch, chunk):
-    monkeypatch.setattr(auditquery, "CHUNK", chunk)
+    monkeypatch.setattr(auditscan, "CHUNK", chunk)
     random_trail(tmp_path, 3000, seed=9)
     since, until = at("2026-04-10T00:00:00Z"), at("2026-05-20T12:00:00Z")
     cases = [
@@ -594,15 +593,15 @@ def test_message_text_is_shown_as_written_not_as_markup(tmp_path):
 def in_parallel(monkeypatch):
     """Make every query use worker processes, reading tiny byte ranges; count the queries."""
     used = []
-    real = auditquery._in_parallel
+    real = auditscan._in_parallel
 
     def spy(paths, filters):
         used.append(filters)
         return real(paths, filters)
 
-    monkeypatch.setattr(auditquery, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(auditquery, "_in_parallel", spy)
-    monkeypatch.setattr(auditquery, "_cpus", lambda: 2)
+    monkeypatch.setattr(auditscan, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(auditscan, "_in_parallel", spy)
+    monkeypatch.setattr(auditscan, "_cpus", lambda: 2)
     return used
 
 
@@ -615,7 +614,7 @@ def test_worker_processes_return_what_one_process_returns(
     with last.open("ab") as handle:
         handle.write(b'{"v":1,"ts":"2026-06-01T00:00:00.000Z","status":"failed"')  # torn
     cases = [Filters(status="failed"), Filters(), Filters(since=at("2026-04-20T00:00:00Z"))]
-    monkeypatch.setattr(auditquery, "RANGE", span)
+    monkeypatch.setattr(auditscan, "RANGE", span)
     for filters in cases:
         expected = naive(tmp_path, filters.matches)
         assert list(query(tmp_path, filters)) == expected
@@ -627,7 +626,7 @@ def test_worker_processes_return_what_one_process_returns(
 
 
 def test_worker_processes_report_corruption_with_its_line(trail, monkeypatch, in_parallel):
-    monkeypatch.setattr(auditquery, "RANGE", 300)
+    monkeypatch.setattr(auditscan, "RANGE", 300)
     january = audit_files(trail)[0]
     lines = january.read_bytes().splitlines(keepends=True)
     lines[5] = lines[5].replace(b'"status":"skipped"', b'"status":"failed",}')
@@ -686,7 +685,7 @@ def test_tables_show_markup_and_escape_sequences_in_data_as_text(trail):
 def test_csv_defuses_formulas_in_untrusted_text_but_keeps_phone_numbers(tmp_path):
     import io as _io
 
-    from x3twilio.auditquery import render_csv
+    from x3twilio.auditview import render_csv
 
     out = _io.StringIO()
     render_csv(

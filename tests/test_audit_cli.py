@@ -9,7 +9,7 @@ import re
 
 from tests.test_cli import on_a_terminal
 from tests.test_poll import HISTORY, ONLY_PO_APPROVED
-from x3twilio.auditquery import FORMULA_START
+from x3twilio.auditview import FORMULA_START
 
 
 def test_audit_filters_formats_summary_and_story(env):

@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from tests.conftest import Env
+from x3twilio.builtin_sources import BUILTIN
 from x3twilio.config import SYSTEM_PATH, config_path, config_places
 from x3twilio.errors import ConfigError
 from x3twilio.rules import DueTrigger, load_rules
-from x3twilio.sources import BUILTIN, decode
+from x3twilio.sources import decode
 from x3twilio.templates import TemplateError, compile_template
 from x3twilio.yamlnode import Node
 

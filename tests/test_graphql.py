@@ -18,16 +18,17 @@ import requests
 import yaml
 
 from tests.conftest import Env
+from x3twilio.builtin_sources import BUILTIN
 from x3twilio.config import GraphQLNode, RetryConfig, X3Config, load_config
 from x3twilio.demo import SIM_OPERATIONS, graphql_x3
 from x3twilio.errors import ConfigError, X3Error, X3FieldError
 from x3twilio.simulators import RunningServer, serve
 from x3twilio.simulators.x3 import X3Simulator
-from x3twilio.sources import BUILTIN
 from x3twilio.transport import Retrier
 from x3twilio.x3.auth import ConnectedApp, mint_jwt
+from x3twilio.x3.gql_transport import graphql_errors
 from x3twilio.x3.gql_where import user_filter
-from x3twilio.x3.graphql import GraphQLClient, _errors
+from x3twilio.x3.graphql import GraphQLClient
 from x3twilio.x3.graphql_nodes import DEFAULTS
 from x3twilio.x3.partners import PartnerShape
 from x3twilio.x3.rest import RestClient
@@ -619,8 +620,8 @@ def test_graphql_errors_and_error_diagnoses_on_http_200_are_x3_errors(server):
     with pytest.raises(X3Error):
         list(graphql(server).changes(odd, EVER, sim(server).now()))
     warning = {"extensions": {"diagnoses": [{"severity": "warning", "message": "late"}]}}
-    assert _errors(warning) == ""
-    assert _errors({"extensions": {"diagnoses": [{"severity": 3, "message": "no"}]}}) == "no"
+    assert graphql_errors(warning) == ""
+    assert graphql_errors({"extensions": {"diagnoses": [{"severity": 3, "message": "no"}]}}) == "no"
 
 
 @pytest.mark.x3(graphql={"generation": "legacy", "operations": SIM_OPERATIONS})

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from x3twilio.builtin_sources import BUILTIN
 from x3twilio.errors import ConfigError
 from x3twilio.phones import to_e164
 from x3twilio.rules import load_rules
-from x3twilio.sources import BUILTIN, decode
+from x3twilio.sources import decode
 from x3twilio.templates import TemplateError, compile_template
 from x3twilio.yamlnode import Node
 

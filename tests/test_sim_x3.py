@@ -22,7 +22,8 @@ import requests
 
 from x3twilio.simulators import RunningServer, serve
 from x3twilio.simulators.x3 import NotFound, SimError, X3Simulator
-from x3twilio.simulators.x3data import build_dataset, stamp
+from x3twilio.simulators.x3_dataset import build_dataset
+from x3twilio.simulators.x3data import stamp
 
 START = datetime(2026, 11, 26, 9, 14, 7, 250_000, tzinfo=UTC)
 AUTH = ("admin", "admin-secret")

@@ -13,15 +13,8 @@ import pytest
 
 from x3twilio import spool as spool_module
 from x3twilio.errors import StateError
-from x3twilio.spool import (
-    DONE_RETENTION,
-    KEY_RETENTION,
-    Spool,
-    Unusable,
-    dedupe_key,
-    make_payload,
-    normalise,
-)
+from x3twilio.spool import DONE_RETENTION, KEY_RETENTION, Spool
+from x3twilio.spool_payload import Unusable, dedupe_key, make_payload, normalise
 
 SID = "SM" + "a" * 32
 URL = "https://x3twilio.example.com/twilio/sms"

@@ -15,10 +15,10 @@ import pytest
 from tests.conftest import Env
 from tests.test_poll import ONLY_PO_APPROVED, approve_one_fr001_order
 from x3twilio.config import load_config
+from x3twilio.decoding import stamp_literal
 from x3twilio.pipeline import Poller
 from x3twilio.simulators import serve
-from x3twilio.sources import stamp_literal
-from x3twilio.x3 import Page
+from x3twilio.x3.base import Page
 
 
 def sent_once(env: Env) -> None:

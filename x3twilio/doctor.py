@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import requests
 
+from x3twilio.checks import Check
 from x3twilio.config import Config
 from x3twilio.errors import RemoteError, X3FieldError
 from x3twilio.quiethours import window_hours
@@ -21,15 +21,6 @@ from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
 from x3twilio.x3.rest import RestClient, _reason
 from x3twilio.yamlnode import seconds_text
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    setup: bool = False  # a mismatch between the configuration and this X3 (exit 78)
 
 
 def template_warnings(config: Config) -> list[str]:

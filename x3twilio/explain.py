@@ -12,7 +12,7 @@ from typing import Any
 
 from x3twilio.config import Config
 from x3twilio.outbox import Outbox
-from x3twilio.sending import QUIET, outcome_text
+from x3twilio.screening import QUIET, outcome_text
 from x3twilio.sources import decode, stamped
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client

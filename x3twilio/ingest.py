@@ -1,4 +1,8 @@
-"""`ingest`: the spooled webhooks → delivery statuses, opt-outs, and replies as notes in X3."""
+"""`ingest`: the spooled webhooks → delivery statuses, opt-outs, and replies as notes in X3.
+
+This module runs the spool: one item at a time, routed to `ingest_statuses` or
+`ingest_replies`; what fails is put back, retried, or quarantined, and audited.
+"""
 
 from __future__ import annotations
 
@@ -6,57 +10,23 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from x3twilio.audit import AuditLog, iso_ms, log_line, new_run_id, utc_now
+from x3twilio.audit import AuditLog, log_line, new_run_id, utc_now
 from x3twilio.config import Config
 from x3twilio.errors import ExitCode, RemoteError, X3TwilioError
-from x3twilio.notes import Note, NoteWriter
+from x3twilio.ingest_replies import Replies
+from x3twilio.ingest_statuses import Statuses
+from x3twilio.notes import NoteWriter
 from x3twilio.outbox import Outbox
 from x3twilio.phonebook import PhoneBook
-from x3twilio.phones import to_e164
-from x3twilio.sources import parse_stamp
-from x3twilio.spool import Inbound, Spool, Spooled, Unusable
+from x3twilio.spool import Spool, Spooled
+from x3twilio.spool_payload import Inbound, Unusable
 from x3twilio.state import run_lock
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
-
-# Twilio's default opt-out keywords (TWILIO.md §11): single-word messages only.
-STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
-START_WORDS = {"START", "UNSTOP", "YES"}
-# Delivery statuses only move forward; callbacks arrive out of order (TWILIO.md §7.5).
-# Calls (voice notifications) report on the same route: queued → ringing → in-progress → …
-RANK = {
-    "accepted": 0,
-    "scheduled": 0,
-    "queued": 0,
-    "initiated": 0,
-    "sending": 1,
-    "ringing": 1,
-    "sent": 2,
-    "in-progress": 2,
-    "delivered": 3,
-    "undelivered": 3,
-    "failed": 3,
-    "canceled": 3,
-    "completed": 3,
-    "busy": 3,
-    "no-answer": 3,
-    "read": 4,
-}
-TERMINAL = {
-    "delivered",
-    "undelivered",
-    "failed",
-    "canceled",
-    "read",
-    "completed",
-    "busy",
-    "no-answer",
-}
-
 
 # A payload that keeps failing on a transient error (X3 answering 5xx for it) is quarantined
 # after MAX_ATTEMPTS runs in which X3 answered other items, or MAX_AGE after it was spooled
@@ -103,10 +73,6 @@ class Ingester:
             config.inbound.phone_index_ttl,
         )
         self.spool = Spool(config.state_dir)
-        self.patterns = {
-            source: re.compile(pattern, re.IGNORECASE)
-            for source, pattern in config.inbound.references.items()
-        }
         self.report = IngestReport(new_run_id(clock()))
         self.x3_down = False  # transient failures in a row: the rest waits for the next run
         self.x3_answered = False  # X3 took an item this run: a failing one is failing alone
@@ -127,6 +93,18 @@ class Ingester:
                 self.report.run_id,
                 self.clock,
                 mirror=log_line if self.config.monitoring.json_logs else None,
+            )
+            counts = self.report.counts
+            self.statuses = Statuses(self.outbox, self._audit, counts, self.clock)
+            self.replies = Replies(
+                self.config,
+                self.outbox,
+                self.notes,
+                self.phonebook,
+                self.statuses,
+                self._audit,
+                counts,
+                self.clock,
             )
             self._audit("run.started", command="ingest")
             # One at a time, read as it comes; items that failed before go after the fresh
@@ -170,7 +148,7 @@ class Ingester:
         if self.x3_down and inbound.route == "sms":
             self._wait(item)  # X3 is down: keep it for the next run
             return
-        handler = getattr(self, f"_{inbound.route}")
+        handler = self._handler(inbound.route)
         try:
             handler(inbound.fields, inbound)
         except RemoteError as exc:
@@ -196,6 +174,33 @@ class Ingester:
         if inbound.route == "sms":
             self.x3_answered, self.in_a_row = True, 0
         self.spool.finish(item, "done")
+
+    def _handler(self, route: str) -> Callable[[dict[str, str], Inbound], None]:
+        handlers: dict[str, Callable[[dict[str, str], Inbound], None]] = {
+            "status": self.statuses.status,
+            "sms": self.replies.sms,
+            "voice": self.replies.voice,
+            "recording": self.replies.recording,
+            "transcription": self.replies.transcription,
+        }
+        return handlers[route]
+
+    def _finish_voicemails(self) -> None:
+        """Log each voicemail once: with its transcription, or without it after the wait."""
+        for vm in self.replies.voicemails_due():
+            if self.x3_down:
+                return
+            sid, sender = str(vm["call_sid"]), str(vm["from_number"] or "")
+            try:
+                self.replies.log_voicemail(vm)
+            except RemoteError as exc:
+                self._inbound_failed({"CallSid": sid, "From": sender}, "voice", exc)
+                if exc.transient:
+                    self.in_a_row += 1
+                    self.x3_down = self.in_a_row >= DOWN_AFTER
+                continue
+            self.in_a_row = 0
+            self.outbox.voicemail(sid, logged=1)
 
     def _failing(self, item: Spooled) -> None:
         self.retry.append(item)
@@ -250,207 +255,6 @@ class Ingester:
         )
         self.report.counts["quarantined"] += 1
         self.report.counts["failed"] += 1
-
-    # -- delivery statuses ----------------------------------------------------------------
-
-    def _status(self, params: dict[str, str], inbound: Inbound) -> None:
-        sid = params.get("MessageSid") or params.get("CallSid") or ""
-        status = params.get("MessageStatus") or params.get("CallStatus") or ""
-        found = self.outbox.by_provider_id(sid)
-        if found is None:
-            self.report.counts["unknown_status"] += 1
-            return
-        n, current = found
-        if current in TERMINAL or RANK.get(status, -1) <= RANK.get(current or "", -1):
-            self.report.counts["stale_status"] += 1  # an older status arriving late
-            return
-        self.outbox.set_delivery(n.id, status, iso_ms(self.clock()))
-        error = None
-        if params.get("ErrorCode"):
-            error = {
-                "code": int(params["ErrorCode"]),
-                "message": f"carrier error {params['ErrorCode']}",
-                "permanent": status != "undelivered",
-            }
-        self._audit(
-            "notification.status",
-            id=n.id,
-            rule=n.rule,
-            source=n.source,
-            record=n.record,
-            channel=n.channel,
-            to=n.to,
-            status=status,
-            provider_id=sid,
-            error=error,
-        )
-        self.report.counts["status"] += 1
-
-    # -- replies --------------------------------------------------------------------------
-
-    def _sms(self, params: dict[str, str], inbound: Inbound) -> None:
-        sid = params.get("MessageSid", "")
-        if self.outbox.inbound_outcome(sid) in ("logged", "unmatched"):
-            self.report.counts["duplicate"] += 1
-            return
-        sender = to_e164(params.get("From", ""), None) or params.get("From", "")
-        body = params.get("Body", "")
-        self._keywords(sender, body)
-        note = self._note(sender, sid, body, inbound.received, "sms")
-        self._log(note, sid, sender, params.get("To", ""), "sms", body=body)
-
-    def _keywords(self, sender: str, body: str) -> None:
-        word = body.strip().strip(".!").upper()
-        now = iso_ms(self.clock())
-        if word in STOP_WORDS:
-            self.outbox.opt_out(sender, word, now)
-            self.report.counts["opted_out"] += 1
-        elif word in START_WORDS:
-            self.outbox.opt_in(sender)
-            self.report.counts["opted_in"] += 1
-
-    def _voice(self, params: dict[str, str], inbound: Inbound) -> None:
-        self.outbox.voicemail(
-            params.get("CallSid", ""), from_number=params.get("From"), to_number=params.get("To")
-        )
-
-    def _recording(self, params: dict[str, str], inbound: Inbound) -> None:
-        if params.get("RecordingStatus", "completed") == "completed":
-            self.outbox.voicemail(
-                params.get("CallSid", ""),
-                recording_sid=params.get("RecordingSid"),
-                recording_url=params.get("RecordingUrl"),
-                recorded_at=inbound.received,
-            )
-
-    def _transcription(self, params: dict[str, str], inbound: Inbound) -> None:
-        text = (
-            params.get("TranscriptionText")
-            if params.get("TranscriptionStatus") == "completed"
-            else None
-        )
-        self.outbox.voicemail(
-            params.get("CallSid", ""),
-            transcription=text,
-            transcribed=1,
-            from_number=params.get("From"),
-            to_number=params.get("To"),
-            recording_url=params.get("RecordingUrl"),
-            recorded_at=inbound.received,
-        )
-
-    def _finish_voicemails(self) -> None:
-        """Log each voicemail once: with its transcription, or without it after the wait."""
-        wait = timedelta(seconds=self.config.inbound.transcription_wait)
-        for vm in self.outbox.voicemails_waiting():
-            try:
-                recorded = parse_stamp(str(vm["recorded_at"]))
-            except ValueError:  # kept by an older version from a payload it did not check
-                recorded = self.clock() - wait
-            if not vm["transcribed"] and self.clock() - recorded < wait:
-                continue
-            if self.x3_down:
-                return
-            sid, sender = str(vm["call_sid"]), str(vm["from_number"] or "")
-            text = str(vm["transcription"] or "(no transcription)")
-            try:
-                note = self._note(
-                    sender,
-                    sid,
-                    str(vm["transcription"] or ""),
-                    str(vm["recorded_at"]),
-                    "voice",
-                    text,
-                )
-                if note is not None:
-                    note = replace(note, recording_url=str(vm["recording_url"] or ""))
-                self._log(
-                    note,
-                    sid,
-                    sender,
-                    str(vm["to_number"] or ""),
-                    "voice",
-                    recording_url=vm["recording_url"],
-                    transcription=vm["transcription"],
-                )
-            except RemoteError as exc:
-                self._inbound_failed({"CallSid": sid, "From": sender}, "voice", exc)
-                if exc.transient:
-                    self.in_a_row += 1
-                    self.x3_down = self.in_a_row >= DOWN_AFTER
-                continue
-            self.in_a_row = 0
-            self.outbox.voicemail(sid, logged=1)
-
-    def _note(
-        self, sender: str, sid: str, said: str, received: str, channel: str, text: str | None = None
-    ) -> Note | None:
-        partner = self.phonebook.find(sender) or self.config.inbound.catch_all
-        if partner is None:
-            return None
-        source, reference = self._reference(said, sender)
-        return Note(
-            partner[0],
-            partner[1],
-            reference,
-            sender,
-            sid,
-            text if text is not None else said,
-            received,
-            channel,
-            reference_source=source,
-        )
-
-    def _reference(self, text: str, sender: str) -> tuple[str, str]:
-        """(source, key) of the document the reply is about: named in the text, else the
-        last one we sent to that number; ("", "") when neither tells."""
-        for source, pattern in self.patterns.items():
-            match = pattern.search(text)
-            if match:
-                return source, match.group(0).upper()
-        last = self.outbox.last_sent_to(sender)
-        return (last.source, last.record) if last else ("", "")
-
-    def _log(
-        self, note: Note | None, sid: str, sender: str, to: str, channel: str, **details: Any
-    ) -> None:
-        if note is None:
-            self._audit(
-                "inbound.received",
-                id=sid,
-                **{"from": sender},
-                to=to,
-                channel=channel,
-                status="unmatched",
-                matched=None,
-                **details,
-            )
-            self.outbox.record_inbound(sid, "unmatched", iso_ms(self.clock()))
-            self.report.counts["unmatched"] += 1
-            return
-        outcome = self.notes.write(note)
-        partner = f"{self.config.x3.partners[note.kind].x3_class}:{note.partner}"
-        if outcome.refused:  # permanent: kept whole here, for someone to place by hand
-            self.report.counts["failed"] += 1
-        self._audit(
-            "inbound.logged" if outcome.landed else "inbound.failed",
-            id=sid,
-            **{"from": sender},
-            to=to,
-            channel=channel,
-            status="logged" if outcome.landed else "not_logged",
-            matched=partner,
-            logged_on=outcome.landed,
-            not_logged=outcome.refused or None,
-            error={"message": "; ".join(outcome.refused), "permanent": True}
-            if outcome.refused
-            else None,
-            reference=note.reference or None,
-            reference_source=note.reference_source or None,
-            **details,
-        )
-        self.outbox.record_inbound(sid, "logged", iso_ms(self.clock()))
-        self.report.counts["logged" if outcome.landed else "not_logged"] += 1
 
     def _inbound_failed(self, params: dict[str, str], channel: str, exc: RemoteError) -> None:
         sid = params.get("MessageSid") or params.get("CallSid") or ""

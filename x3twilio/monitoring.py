@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from x3twilio.config import Config
+from x3twilio.decoding import parse_stamp
 from x3twilio.errors import ExitCode, LockHeld, X3TwilioError
 from x3twilio.outbox import Outbox
-from x3twilio.sources import parse_stamp
 from x3twilio.state import Watermarks, write_atomic
 
 RUNS = "runs.json"  # per command: its last run and last success; per source: its last read

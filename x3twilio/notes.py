@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from x3twilio.config import NoteTarget
 from x3twilio.errors import X3Error, X3FieldError
 from x3twilio.sources import Source
-from x3twilio.x3 import X3Client
+from x3twilio.x3.base import X3Client
 from x3twilio.x3.partners import PARTNER_KINDS, PartnerShape
 
 

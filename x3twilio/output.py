@@ -159,7 +159,7 @@ def cells(row: Sequence[object], status_column: int | None = None) -> list[Text]
     status column coloured by what it says."""
     from rich.text import Text
 
-    from x3twilio.auditquery import printable
+    from x3twilio.auditview import printable
 
     out = []
     for i, cell in enumerate(row):
@@ -175,7 +175,7 @@ def echo_lines(lines: Sequence[str]) -> None:
     if not sys.stdout.isatty():
         click.echo("\n".join(lines))
         return
-    from x3twilio.auditquery import printable
+    from x3twilio.auditview import printable
 
     paint = colour_wanted()
     click.echo("\n".join(_painted(printable(line)) if paint else printable(line) for line in lines))

@@ -10,7 +10,7 @@ from typing import Any
 
 from x3twilio.phones import to_e164
 from x3twilio.state import write_atomic
-from x3twilio.x3 import X3Client
+from x3twilio.x3.base import X3Client
 from x3twilio.x3.partners import PartnerDirectory, PartnerShape
 
 FILENAME = "phonebook.json"

@@ -10,29 +10,23 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from x3twilio.audit import AuditLog, iso_ms, log_line, new_run_id, utc_now
+from x3twilio.channel import Sender
 from x3twilio.config import Config
+from x3twilio.decoding import Undecodable, parse_stamp, stamp_literal
 from x3twilio.errors import ExitCode, RemoteError
 from x3twilio.outbox import Notification, Outbox, notification_id
 from x3twilio.phones import to_e164
 from x3twilio.recovery import check_state
 from x3twilio.rules import Recipient, Rule, fits, needed
+from x3twilio.screening import MAX_BODY, QUIET, quiet_hold
 from x3twilio.segments import segment_info
 from x3twilio.senders import make_senders
-from x3twilio.sending import MAX_BODY, QUIET, Dispatcher, audit_fields, quiet_hold
-from x3twilio.sources import (
-    Record,
-    Source,
-    Undecodable,
-    decode,
-    fields_for,
-    not_exposed,
-    parse_stamp,
-    stamp_literal,
-    stamped,
-)
+from x3twilio.sending import Dispatcher, audit_fields
+from x3twilio.sources import Record, Source, decode, fields_for, not_exposed, stamped
 from x3twilio.state import Watermarks, run_lock
 from x3twilio.transport import Retrier, make_session
-from x3twilio.x3 import Page, X3Client, make_client
+from x3twilio.x3 import make_client
+from x3twilio.x3.base import Page, X3Client
 from x3twilio.x3.partners import PartnerDirectory
 
 
@@ -77,8 +71,10 @@ class Poller:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         x3: X3Client | None = None,
+        senders: Mapping[str, Sender] | None = None,
         progress: Progress = no_progress,
     ) -> None:
+        """`x3` and `senders` default to the real clients; tests pass fakes behind the seams."""
         self.config, self.dry_run, self.since, self.clock = config, dry_run, since, clock
         self.sources = [s for s in config.used_sources() if not only or s.name in only]
         reads: dict[str, set[str]] = {}  # per source: the fields its rules read
@@ -95,7 +91,9 @@ class Poller:
         retrier = Retrier(config.retry, sleep=sleep)
         self.x3 = x3 or make_client(config.x3, session, retrier, self._needed)
         self.partners = PartnerDirectory(self.x3, config.x3.partners)
-        self.senders = make_senders(config, session, retrier)
+        self.senders = (
+            dict(senders) if senders is not None else make_senders(config, session, retrier)
+        )
         self.sleep = sleep
         self.report = RunReport(new_run_id(clock()))
         self._x3_now: datetime | None = None

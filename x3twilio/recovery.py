@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from x3twilio.audit import audit_files, read_records
+from x3twilio.decoding import parse_stamp, stamp_literal
 from x3twilio.errors import StateError
 from x3twilio.outbox import Notification, Outbox
-from x3twilio.sources import Source, parse_stamp, stamp_literal
+from x3twilio.sources import Source
 from x3twilio.state import Watermarks
 
 _SENT = b'"event":"notification.sent"'  # as audit.py writes it (compact separators)

@@ -10,9 +10,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from x3twilio.decoding import parse_stamp
 from x3twilio.phones import is_e164
 from x3twilio.quiethours import QuietHours
-from x3twilio.sources import Record, Source, parse_stamp
+from x3twilio.sources import Record, Source
 from x3twilio.templates import Template, TemplateError, compile_template
 from x3twilio.yamlnode import Node, did_you_mean
 

@@ -13,93 +13,30 @@ long as its retry budget allows, and leaves the rest to the next run.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from typing import Any
 
 from x3twilio.audit import iso_ms
+from x3twilio.channel import Sender
 from x3twilio.config import Config
+from x3twilio.decoding import parse_stamp
 from x3twilio.errors import RemoteError
 from x3twilio.outbox import Notification, Outbox
-from x3twilio.quiethours import held_until, until_text, zone_of
+from x3twilio.pacing import RateLimiter
 from x3twilio.rules import Rule
-from x3twilio.senders import DIGEST_SEPARATOR, Outcome, outcome_of
+from x3twilio.screening import Screening, digest_body
+from x3twilio.senders.base import Outcome, outcome_of
 from x3twilio.senders.twilio import OPTED_OUT
-from x3twilio.sources import parse_stamp
 
-MAX_BODY = 1600  # Twilio's limit for a concatenated SMS
-PACE = 0.975  # share of sending.rate_limit actually used
 RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a refused message and its next try
 NOT_FOUND = "not in Twilio's list once settled"
 LOOKING = "looking up what an unanswered request may have created"
 Audit = Callable[..., None]
-
-
-QUIET = "quiet_hours"
-
-
-def quiet_hold(
-    config: Config, rule: Rule | None, to: str, now: datetime
-) -> tuple[datetime, ZoneInfo] | None:
-    """When a notification of `rule` to `to` may go out, if quiet hours hold it back now:
-    the one test poll, replay and dry runs share."""
-    window = rule.quiet_window(config.sending.quiet_hours) if rule else None
-    return held_until(window, to, config.sending.timezone, now)
-
-
-def outcome_text(n: Notification, config: Config) -> str:
-    """What a decision comes to, in words: `would send`, `deferred until 07:00 Europe/Paris`."""
-    if n.reason == QUIET and n.not_before:
-        zone = zone_of(n.to, config.sending.timezone)
-        return f"deferred until {until_text(parse_stamp(n.not_before), zone)}"
-    return n.reason or "would send"
-
-
-class Sender(Protocol):
-    channel: str
-    reconciles: bool  # can an ambiguous failure be looked up with find_sent?
-
-    def send(self, n: Notification, in_flight_since: datetime | None) -> str:
-        """The provider's id; SMS also takes validity_period= (seconds)."""
-        ...
-
-    def find_sent(self, n: Notification, since: datetime) -> str | None: ...
-
-
-class RateLimiter:
-    """At most `rate` requests per second, evenly spaced; safe to share between threads.
-
-    Each caller books the next free slot under a lock, then sleeps until it: the pace holds
-    wherever the caller stands, and time lost to a slow caller is not made up in a burst.
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        # 2.5 % under the limit: network jitter must never put rate + 1 requests in a second
-        self.interval = 1.0 / (rate * PACE) if rate else 0.0
-        self.clock, self.sleep = clock, sleep
-        self.next = clock()
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = self.clock()
-            slot = max(self.next, now)
-            self.next = slot + self.interval
-        if slot > now:
-            self.sleep(slot - now)
 
 
 class Dispatcher:
@@ -117,6 +54,7 @@ class Dispatcher:
         self.senders, self.clock, self.sleep = senders, clock, sleep
         self.rules: dict[str, Rule] = {r.name: r for r in config.rules}
         self.limiter = RateLimiter(config.sending.rate_limit, sleep=sleep)
+        self.screening = Screening(config, outbox, audit, counts, self.rules, clock)
         self.settle = config.twilio.settle
         self.workers = config.sending.concurrency
         self._started = time.monotonic()
@@ -163,12 +101,12 @@ class Dispatcher:
         self._held = {n.to for n in self._settling if self._one_at_a_time(n)}
         try:
             fresh += self._look_up(looked_up)
-            stop = self._dispatch(self._screened(fresh))
+            stop = self._dispatch(self.screening.screened(fresh))
             if stop is None:
                 stop, again = self._await_settling()
                 self._held = {n.to for n in self._settling if self._one_at_a_time(n)}
                 if again and stop is None:  # absent once settled, and not this run's
-                    stop = self._dispatch(self._screened(again))
+                    stop = self._dispatch(self.screening.screened(again))
         finally:
             if self._settling:
                 self.counts["unconfirmed"] += len(self._settling)
@@ -232,7 +170,9 @@ class Dispatcher:
                 continue
             if sid is not None:
                 continue
-            if n.id in self._mine and not self._too_old(n, self.rules.get(n.rule), self.clock()):
+            if n.id in self._mine and not self.screening.too_old(
+                n, self.rules.get(n.rule), self.clock()
+            ):
                 self._settling.append(n)
             else:
                 again += self._absent(n)
@@ -240,8 +180,8 @@ class Dispatcher:
 
     def _absent(self, n: Notification) -> list[Notification]:
         """Twilio has had its time and does not hold `n`: it may go out again (or expire)."""
-        if self._too_old(n, self.rules.get(n.rule), self.clock()):
-            self._expire(n, self._age_limit(n))
+        if self.screening.too_old(n, self.rules.get(n.rule), self.clock()):
+            self.screening.expire(n, self.screening.age_limit(n))
             return []
         now = iso_ms(self.clock())
         self.outbox.mark_failed(n, now, n.error_code, n.error_message or NOT_FOUND, now)
@@ -254,67 +194,6 @@ class Dispatcher:
         if sid:
             self._sent(n, sid, reconciled=True)
         return sid
-
-    # -- screening ------------------------------------------------------------------------
-
-    def _screened(self, notes: list[Notification]) -> list[list[Notification]]:
-        now = self.clock()
-        by_recipient: dict[str, list[Notification]] = defaultdict(list)
-        for n in notes:
-            if self._screened_out(n, now):
-                continue
-            by_recipient[n.to].append(n)
-        return [b for items in by_recipient.values() for b in self._batches(items)]
-
-    def _screened_out(self, n: Notification, now: datetime) -> bool:
-        rule = self.rules.get(n.rule)
-        if self._too_old(n, rule, now):
-            self._expire(n, self._age_limit(n))
-            return True
-        if self.outbox.opted_out(n.to):  # they texted STOP: nothing until START
-            self.outbox.mark_skipped(n, "opted_out", iso_ms(now))
-            self.audit("notification.skipped", n, status="skipped", reason="opted_out")
-            self.counts["skipped"] += 1
-            return True
-        held = quiet_hold(self.config, rule, n.to, now)
-        if held is not None:
-            self.outbox.defer(n, iso_ms(held[0]), iso_ms(now), reason=QUIET)
-            self.audit(
-                "notification.skipped",
-                n,
-                status="pending",
-                reason=QUIET,
-                not_before=iso_ms(held[0]),
-                deferred_until=until_text(*held),
-            )
-            self.counts["deferred"] += 1
-            return True
-        return False
-
-    def _age_limit(self, n: Notification) -> str:
-        rule = self.rules.get(n.rule)
-        return "retry.max_age" if rule is None or not rule.max_delay else "the rule's max_delay"
-
-    def _too_old(self, n: Notification, rule: Rule | None, now: datetime) -> bool:
-        age = now - parse_stamp(n.created)
-        limit = self.config.retry.max_age
-        if rule is not None and rule.max_delay:
-            limit = min(limit, rule.max_delay)
-        return age > timedelta(seconds=limit)
-
-    def _batches(self, items: list[Notification]) -> list[list[Notification]]:
-        """One request per notification, within the per-recipient cap; or digests."""
-        cap = self.config.sending.max_per_recipient
-        if cap is None or len(items) <= cap:
-            return [[n] for n in items]
-        if not self.config.sending.digest or items[0].channel == "voice":
-            return [[n] for n in items[:cap]]  # the rest waits for the next run
-        digests: list[list[Notification]] = [[]]
-        for n in items:
-            if digests[-1] and len(_digest_body(digests[-1] + [n])) > MAX_BODY:
-                digests.append([])
-            digests[-1].append(n)
-        return digests[:cap]
 
     # -- sending --------------------------------------------------------------------------
 
@@ -383,7 +262,7 @@ class Dispatcher:
     ) -> Future[str]:
         lead = batch[0]
         if len(batch) > 1:
-            lead = replace(lead, body=_digest_body(batch))
+            lead = replace(lead, body=digest_body(batch))
         since = parse_stamp(earlier) if earlier else None
         validity = self._validity(lead)
         options = {"validity_period": validity} if validity else {}
@@ -496,23 +375,6 @@ class Dispatcher:
         self.outbox.mark_failed(n, iso_ms(now), exc.code, exc.message, retry_at)
         self.counts["failed"] += 1
 
-    def _expire(self, n: Notification, limit: str) -> None:
-        """Too old to be useful: stop retrying and say so (replay can still send it)."""
-        held = " (held by quiet hours)" if n.reason == QUIET else ""
-        message = f"not sent within {limit}{held}" + (
-            f"; last failure: {n.error_message}" if n.error_message else ""
-        )
-        self.outbox.mark_failed(n, iso_ms(self.clock()), n.error_code, message, None)
-        self.audit(
-            "notification.failed",
-            n,
-            status="failed",
-            reason="expired",
-            error={"message": message, "permanent": False}
-            | ({"code": n.error_code} if n.error_code is not None else {}),
-        )
-        self.counts["failed"] += 1
-
     def _time_left(self) -> float:
         """Seconds left of the run's retry budget (the senders' retrier keeps the count)."""
         lefts: list[float] = [
@@ -536,10 +398,6 @@ def _stopping(exc: RemoteError, doing: str = "") -> RemoteError:
         status=exc.status,
         code=exc.code,
     )
-
-
-def _digest_body(batch: list[Notification]) -> str:
-    return DIGEST_SEPARATOR.join(n.body for n in batch)[:MAX_BODY]
 
 
 def audit_fields(n: Notification, event: str, **extra: Any) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from x3twilio.checks import Check
 from x3twilio.config import Config, NoteTarget
-from x3twilio.doctor import Check
 from x3twilio.rules import needed
 from x3twilio.sources import Source, exposure_fix
 from x3twilio.x3.discover import COMPATIBLE, Describer, Exposed, Property, describe

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from x3twilio.decoding import parse_stamp
 from x3twilio.errors import LockHeld, StateCreateError, StateError
-from x3twilio.sources import parse_stamp
 
 WATERMARKS = "watermarks.json"
 LOCK = "lock"

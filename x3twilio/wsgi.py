@@ -20,7 +20,8 @@ from x3twilio.audit import iso_ms, utc_now
 from x3twilio.config import Config
 from x3twilio.errors import ExitCode, X3TwilioError
 from x3twilio.signature import validate_signature
-from x3twilio.spool import ROUTES, Spool, dedupe_key, make_payload
+from x3twilio.spool import Spool
+from x3twilio.spool_payload import ROUTES, dedupe_key, make_payload
 
 StartResponse = Callable[..., Any]
 XML = "text/xml; charset=utf-8"

@@ -1,8 +1,9 @@
 """Simulators of Sage X3 and Twilio: small WSGI apps served on loopback.
 
-Shared here: a threaded server that can be started in a background thread, the
-fault-injection table every simulator consults, and a way to drop a connection
-without answering (a "reset" after the request was processed).
+Shared here, what every simulator server does: a threaded server that can be started in a
+background thread, the fault-injection table every simulator consults (and the preamble that
+applies it), a way to drop a connection without answering (a "reset" after the request was
+processed), and the `Reply` handlers return.
 """
 
 from __future__ import annotations
@@ -138,6 +139,51 @@ _REASONS = {
 def sleep_ms(ms: float) -> None:
     if ms > 0:
         time.sleep(ms / 1000)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer of a simulator's handler; dicts and lists are sent as JSON."""
+
+    status: int
+    body: bytes | str | dict[str, Any] | list[Any] = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def send(start_response: StartResponse, reply: Reply) -> list[bytes]:
+    return respond(start_response, reply.status, reply.body, reply.content_type, reply.headers)
+
+
+def half(reply: Reply) -> Reply:
+    """A "garbage" fault: the first half of the real answer, as a 200."""
+    body = reply.body if isinstance(reply.body, bytes | str) else json.dumps(reply.body)
+    data = body.encode() if isinstance(body, str) else body
+    return Reply(200, data[: max(len(data) // 2, 1)])
+
+
+def faulted(
+    environ: dict[str, Any],
+    fault: Fault | None,
+    latency_ms: float,
+    refusal: Callable[[str], Reply | None],
+    answer: Callable[[], Reply],
+    garble: Callable[[Reply], Reply] = half,
+) -> Reply:
+    """The fault preamble of X3's APIs: latency, a refusal instead of the answer, an answer
+    late ("timeout"), never ("reset", after processing: a write may have happened) or cut
+    ("garbage")."""
+    kind = fault.kind if fault else ""
+    sleep_ms(latency_ms)
+    refused = refusal(kind)
+    if refused is not None:
+        return refused
+    if fault is not None and kind == "timeout":
+        time.sleep(fault.delay)
+    reply = answer()
+    if kind == "reset":
+        raise abort_connection(environ)
+    return garble(reply) if kind == "garbage" else reply
 
 
 class _Handler(WSGIRequestHandler):

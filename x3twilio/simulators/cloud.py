@@ -32,7 +32,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from x3twilio.simulators import StartResponse, read_body, respond
-from x3twilio.simulators.x3 import API_PREFIX, GATEWAY_USER, X3Simulator
+from x3twilio.simulators.x3 import API_PREFIX, X3Simulator
+from x3twilio.simulators.x3_pages import GATEWAY_USER
 
 HOME = "/v1"  # the regional root the application starts from (its x3.url)
 XTREM_PATH = "/xtrem/api"  # X3's own GraphQL endpoint, behind the gateway

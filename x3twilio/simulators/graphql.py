@@ -22,10 +22,9 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from graphql import (
     ExecutionResult,
@@ -39,15 +38,12 @@ from graphql import (
 )
 from graphql.language import DocumentNode, IntValueNode, VariableNode
 
-from . import StartResponse, abort_connection, read_body, respond, sleep_ms
-from .x3 import _LOGIN_PAGE, _PROXY_PAGE, Reply
+from . import Faults, Reply, StartResponse, faulted, read_body, send
+from .x3_pages import GATEWAY_USER, LOGIN_PAGE, PROXY_PAGE
 from .xtrem_filter import FilterError, parse_relaxed
-from .xtrem_resolve import Resolver
+from .xtrem_resolve import Resolver, Store
 from .xtrem_schema import XtremSchema, load
 from .xtrem_schema import validate as validate_document
-
-if TYPE_CHECKING:
-    from .x3 import X3Simulator
 
 __all__ = [
     "GRAPHQL_PATH",
@@ -59,7 +55,17 @@ __all__ = [
 ]
 
 GRAPHQL_PATH = "/xtrem/api"
-GATEWAY_USER = "x3sim.gateway_user"  # set by a gateway that authenticated the request
+
+
+class ServedX3(Store, Protocol):
+    """What the endpoint serves: the store of an X3 simulator, its login and its faults
+    (given by whoever builds the endpoint)."""
+
+    user: str
+    password: str
+    folder: str
+    faults: Faults
+    latency_ms: float
 
 
 @dataclass
@@ -86,7 +92,7 @@ class GraphQLEndpoint:
 
     def __init__(
         self,
-        sim: X3Simulator,
+        sim: ServedX3,
         *,
         generation: str = "current",
         removed: Mapping[str, Iterable[str]] | None = None,
@@ -121,29 +127,23 @@ class GraphQLEndpoint:
     def serves(path: str) -> bool:
         return path == GRAPHQL_PATH
 
-    def __call__(self, environ: dict[str, Any], send: StartResponse, path: str) -> list[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse, path: str
+    ) -> list[bytes]:
         if environ["REQUEST_METHOD"] != "POST":
-            return self._send(send, _errors(405, f"{environ['REQUEST_METHOD']} is not allowed"))
+            method = environ["REQUEST_METHOD"]
+            return send(start_response, _errors(405, f"{method} is not allowed"))
         request = self._parse(read_body(environ))
         fault = self.sim.faults.pick("POST", f"{GRAPHQL_PATH} {request.summary}")
-        kind = fault.kind if fault else ""
-        sleep_ms(self.sim.latency_ms)
-        refusal = _refusal(kind)
-        if refusal is not None:
-            return self._send(send, refusal)
-        if fault is not None and kind == "timeout":
-            time.sleep(fault.delay)
-        reply = self._answer(environ, request)
-        if kind == "reset":  # after processing: a write may have happened, unanswered
-            raise abort_connection(environ)
-        if kind == "garbage":
-            text = json.dumps(reply.body).encode()
-            reply = Reply(200, text[: max(len(text) // 2, 1)])
-        return self._send(send, reply)
-
-    @staticmethod
-    def _send(send: StartResponse, reply: Reply) -> list[bytes]:
-        return respond(send, reply.status, reply.body, reply.content_type, reply.headers)
+        reply = faulted(
+            environ,
+            fault,
+            self.sim.latency_ms,
+            _refusal,
+            lambda: self._answer(environ, request),
+            _garble,
+        )
+        return send(start_response, reply)
 
     # -- one request ---------------------------------------------------------------------
 
@@ -312,6 +312,12 @@ def _errors(status: int, message: str) -> Reply:
     return Reply(status, {"errors": [{"message": message}]})
 
 
+def _garble(reply: Reply) -> Reply:
+    """A "garbage" fault: the first half of the JSON the answer would have been."""
+    text = json.dumps(reply.body).encode()
+    return Reply(200, text[: max(len(text) // 2, 1)])
+
+
 def _refusal(kind: str) -> Reply | None:
     """The answer of a fault that replaces the real one (None: answer normally)."""
     retry = [("Retry-After", "1")]
@@ -321,8 +327,8 @@ def _refusal(kind: str) -> Reply | None:
         "503": Reply(503, {"errors": [{"message": "No session available"}]}, headers=retry),
         "429": Reply(429, {"errors": [{"message": "Too many requests"}]}, headers=retry),
         "401": Reply(401, "Error 50: Invalid token", "text/plain"),
-        "html": Reply(502, _PROXY_PAGE, "text/html"),
-        "html200": Reply(200, _LOGIN_PAGE, "text/html; charset=utf-8"),
+        "html": Reply(502, PROXY_PAGE, "text/html"),
+        "html200": Reply(200, LOGIN_PAGE, "text/html; charset=utf-8"),
         "diagnoses": Reply(
             200,
             {

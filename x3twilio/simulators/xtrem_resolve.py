@@ -13,9 +13,10 @@ import json
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import cmp_to_key
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from graphql import (
     GraphQLEnumType,
@@ -28,7 +29,7 @@ from graphql import (
     GraphQLResolveInfo,
 )
 
-from .x3 import NotFound, SimError
+from .x3_errors import NotFound, SimError
 from .x3data import CLASSES, key_of, stamp
 from .xtrem_filter import (
     FilterError,
@@ -44,8 +45,16 @@ from .xtrem_filter import (
 )
 from .xtrem_schema import XtremSchema
 
-if TYPE_CHECKING:
-    from .x3 import X3Simulator
+
+class Store(Protocol):
+    """The records the resolvers read and write: an X3 simulator's Python API."""
+
+    def get(self, cls: str, key: str) -> dict[str, Any]: ...
+    def records(self, cls: str) -> list[dict[str, Any]]: ...
+    def create(self, cls: str, record: Mapping[str, Any]) -> dict[str, Any]: ...
+    def update(self, cls: str, key: str, **changes: Any) -> dict[str, Any]: ...
+    def now(self) -> datetime: ...
+
 
 DEFAULT_FIRST = 20  # Xtrem's default page size
 MAX_FIRST = 1000
@@ -89,7 +98,7 @@ def _yes(raw: Any) -> bool:
 class Resolver:
     """The Lookup filters use and graphql-core's field resolver, over one X3 simulator."""
 
-    def __init__(self, sim: X3Simulator, xtrem: XtremSchema, decimals: str) -> None:
+    def __init__(self, sim: Store, xtrem: XtremSchema, decimals: str) -> None:
         self.sim, self.xtrem, self.decimals = sim, xtrem, decimals
         self._records: dict[tuple[str, str], dict[str, Any] | None] = {}
 

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from x3twilio.sources import parse_stamp, stamp_literal
+from x3twilio.decoding import parse_stamp, stamp_literal
 
 # The kinds `check` reports, in x3/discover.py's words (sources.KINDS).
 SITE_KINDS = {

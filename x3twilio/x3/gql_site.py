@@ -8,16 +8,17 @@ partner, how a mobile is reached; per note target, whether a mutation can write 
 
 from __future__ import annotations
 
+from x3twilio.checks import Check
 from x3twilio.config import Config, NoteTarget
-from x3twilio.doctor import Check
 from x3twilio.errors import RemoteError, X3FieldError
 from x3twilio.rules import needed
 from x3twilio.site import partner_kinds, source_check, target_class
 from x3twilio.sources import Source
 from x3twilio.x3.discover import Exposed, Property
+from x3twilio.x3.gql_nodemap import NodeMap
 from x3twilio.x3.gql_props import SITE_KINDS
 from x3twilio.x3.gql_schema import Absent, package_candidates
-from x3twilio.x3.graphql import GraphQLClient, NodeMap
+from x3twilio.x3.graphql import GraphQLClient
 from x3twilio.x3.partners import PartnerShape
 
 

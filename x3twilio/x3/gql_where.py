@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from x3twilio.decoding import parse_stamp
 from x3twilio.errors import X3Error
-from x3twilio.sources import parse_stamp
 from x3twilio.x3.gql_props import Prop
 
 Lookup = Callable[[str], "Prop | None"]

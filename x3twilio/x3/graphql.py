@@ -6,13 +6,13 @@ the audit trail cannot tell the two APIs apart. Which node and field holds each 
 a default (graphql_nodes.py) or an `x3.nodes` override; what the field is, and whether this
 X3 has it at all, comes from the server's own schema (gql_schema.py). A query asks only for
 fields the schema has; a needed field it lacks stops the run before any query (exit 78).
+This module reads and writes; gql_nodemap.py decodes nodes, gql_transport.py POSTs.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import InvalidOperation
 from typing import Any
@@ -20,20 +20,20 @@ from typing import Any
 import requests
 
 from x3twilio.config import X3Config
+from x3twilio.decoding import stamp_literal
 from x3twilio.errors import X3Error, X3FieldError
-from x3twilio.sources import Source, stamp_literal
-from x3twilio.transport import Retrier, retry_after
-from x3twilio.x3 import Page
+from x3twilio.sources import Source
+from x3twilio.transport import Retrier
 from x3twilio.x3.auth import Auth, make_auth
+from x3twilio.x3.base import Page
+from x3twilio.x3.gql_nodemap import NodeMap, resolve_node, selection
 from x3twilio.x3.gql_partners import PartnerPlan, plan_partner
-from x3twilio.x3.gql_props import Prop, dig, menu_numbers, render
-from x3twilio.x3.gql_schema import Absent, Resolved, Schema, SchemaStore
+from x3twilio.x3.gql_props import Prop, dig
+from x3twilio.x3.gql_schema import Absent, Schema, SchemaStore
+from x3twilio.x3.gql_transport import GraphQLTransport
 from x3twilio.x3.gql_where import all_of, merge, nest, relaxed, user_filter
-from x3twilio.x3.graphql_nodes import NodeSpec, missing_node, node_specs
+from x3twilio.x3.graphql_nodes import missing_node, node_specs
 from x3twilio.x3.partners import PartnerRecord, PartnerShape
-from x3twilio.x3.rest import _date_header, _json_body, _reason, _snippet, _try_json
-
-_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 PAGE = """query Page($first: Int!, $after: String, $filter: String, $orderBy: String) {
   %(root)s { %(node)s {
@@ -49,80 +49,6 @@ WRITE = """mutation Write($data: %(input)s!) {
 }"""
 
 
-@dataclass(frozen=True)
-class NodeMap:
-    """An X3 class as this X3's schema has it: root, node, and the codes it can read."""
-
-    spec: NodeSpec
-    root: str  # the package root this server answers to (x3Purchasing, xtremX3Purchasing)
-    type_name: str
-    props: Mapping[str, Prop]
-    absent: Mapping[str, str] = field(default_factory=dict)  # code -> what the schema lacks
-
-    @property
-    def name(self) -> str:
-        return f"{self.root}.{self.spec.node}"
-
-    @property
-    def x3_class(self) -> str:
-        return self.spec.x3_class
-
-    def lookup(self, code: str) -> Prop | None:
-        return self.props.get(code)
-
-    def prop(self, code: str, why: str = "") -> Prop:
-        found = self.props.get(code)
-        if found is None:
-            raise self.missing(code, why)
-        return found
-
-    def missing(self, code: str, why: str = "") -> X3FieldError:
-        spec = self.spec.fields.get(code)
-        lacks = self.absent.get(code) or f"no GraphQL path is mapped for {code}"
-        what = f"{code} ({spec.written})" if spec else code
-        return X3FieldError(
-            code,
-            f"{self.name} ({self.type_name}) cannot give {what}"
-            + (f", needed by {why}" if why else "")
-            + f": {lacks}. Fix: map {code} to this X3's field under "
-            f"x3.nodes.{self.x3_class}.fields.{code} (`x3twilio check` reads the schema)",
-        )
-
-    def decode(self, row: Mapping[str, Any], props: Iterable[Prop] | None = None) -> dict[str, Any]:
-        """A node as api1 would have sent it, with its `$key`."""
-        out = _decode(props if props is not None else self.props.values(), row, self.name)
-        out["$key"] = "~".join(str(out.get(code, "")) for code in self.spec.key)
-        return out
-
-
-def resolve_node(schema: Schema, spec: NodeSpec, packages: Mapping[str, str]) -> NodeMap:
-    """Each code of `spec` walked through the schema: what it reads, or what is missing."""
-    root = schema.one(lambda: schema.package_root(spec.package, packages.get(spec.package)))
-    type_name = schema.one(lambda: schema.node_type(root, spec.node))
-
-    def job(paths: tuple[tuple[str, ...], ...]) -> Any:
-        def attempt() -> Resolved:
-            problems = []
-            for path in paths:
-                try:
-                    return schema.resolve(type_name, path)
-                except Absent as exc:
-                    problems.append(str(exc))
-            raise Absent("; ".join(problems))
-
-        return attempt
-
-    results = schema.settle({code: job(f.paths) for code, f in spec.fields.items()})
-    props, absent = {}, {}
-    for code, result in results.items():
-        if isinstance(result, Absent):
-            absent[code] = str(result)
-            continue
-        values = menu_numbers(result.values, spec.fields[code].values)
-        props[code] = Prop(code, result.path, result.kind, values)
-    return NodeMap(spec, root, type_name, props, absent)
-
-
 class GraphQLClient:
     def __init__(
         self,
@@ -134,6 +60,7 @@ class GraphQLClient:
     ) -> None:
         self.config, self.session, self.retrier = config, session, retrier
         self.auth = auth or make_auth(config, session)
+        self.transport = GraphQLTransport(config, session, self.auth)
         self.specs = node_specs(config)
         self.store = SchemaStore(config.state_dir)
         self.needs = {name: tuple(codes) for name, codes in (needs or {}).items()}
@@ -143,8 +70,13 @@ class GraphQLClient:
 
     @property
     def url(self) -> str:
-        """Per request: after an X3 Cloud sign-in the API root is the regional endpoint."""
-        return self.auth.api_root(self.config.url) + self.config.graphql_path
+        return self.transport.url
+
+    def run(
+        self, query: str, variables: dict[str, Any], label: str = "GraphQL"
+    ) -> tuple[dict[str, Any], datetime | None]:
+        """POST one operation; the `data`, and X3's clock from the Date header."""
+        return self.transport.run(query, variables, label)
 
     def need(self, needs: Mapping[str, Iterable[str]]) -> None:
         """What each source's rules read (rules.needed): queries ask for just that."""
@@ -434,61 +366,6 @@ class GraphQLClient:
             return None  # the record's own value still says: sources check it
         return None if closed is None else relaxed(nest(prop.path, {"_ne": closed}))
 
-    # -- plumbing ------------------------------------------------------------------------
-
-    def run(
-        self, query: str, variables: dict[str, Any], label: str = "GraphQL"
-    ) -> tuple[dict[str, Any], datetime | None]:
-        """POST one operation; the `data`, and X3's clock from the Date header."""
-        url = self.url
-        response = self._post(url, query, variables)
-        if response.status_code == 401 and self.auth.renew():
-            response = self._post(url, query, variables)
-        self._raise_for_status(url, response)
-        body = _json_body(response, url)
-        problem = _errors(body)
-        if problem:
-            raise X3Error(f"X3 reported an error for {label} at {url}: {problem}", status=200)
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise X3Error(f"the answer for {label} from {url} has no data")
-        return data, _date_header(response)
-
-    def _post(self, url: str, query: str, variables: dict[str, Any]) -> requests.Response:
-        headers = {
-            "Accept": "application/json",
-            "x-xtrem-endpoint": self.config.folder,
-            **self.auth.headers(),
-        }
-        try:
-            return self.session.post(
-                url,
-                json={"query": query, "variables": variables},
-                headers=headers,
-                timeout=self.config.timeout,
-            )
-        except requests.Timeout:
-            raise X3Error(
-                f"no answer within {self.config.timeout:g}s from {url}", transient=True
-            ) from None
-        except requests.ConnectionError as exc:
-            raise X3Error(f"cannot reach {url}: {_reason(exc)}", transient=True) from None
-
-    def _raise_for_status(self, url: str, response: requests.Response) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        if status == 401:
-            explained = self.auth.explain(response.text)
-            raise X3Error(f"credentials refused (HTTP 401) at {url}: {explained}", status=401)
-        detail = _errors(_try_json(response)) or _snippet(response)
-        raise X3Error(
-            f"HTTP {status} from {url}: {detail}",
-            status=status,
-            transient=status in _TRANSIENT_STATUS,
-            retry_after=retry_after(response),
-        )
-
 
 def _source_prop(node: NodeMap, code: str, source: Source, why: str) -> Prop:
     try:
@@ -499,53 +376,3 @@ def _source_prop(node: NodeMap, code: str, source: Source, why: str) -> Prop:
 
 def _for_source(exc: X3FieldError, source: Source) -> X3FieldError:
     return X3FieldError(exc.code, f"source {source.name}: {exc}")
-
-
-def selection(props: Iterable[Prop]) -> str:
-    """The selection set that reads these paths: a.b, a.c -> a { b c }."""
-    tree: dict[str, Any] = {}
-    for prop in props:
-        branch = tree
-        for part in prop.path:
-            branch = branch.setdefault(part, {})
-    return render(tree)
-
-
-def _decode(props: Iterable[Prop], row: Mapping[str, Any], where: str) -> dict[str, Any]:
-    out = {}
-    for prop in props:
-        raw = dig(row, *prop.path)
-        try:
-            out[prop.code] = prop.to_api1(raw)
-        except (TypeError, ValueError) as exc:
-            path = ".".join(prop.path)
-            raise X3Error(f"{where} sent {path}={raw!r}, not a {prop.kind} ({exc})") from None
-    return out
-
-
-def _errors(body: Any) -> str:
-    """GraphQL's `errors` (sent with HTTP 200) and error-level `extensions.diagnoses`."""
-    if not isinstance(body, dict):
-        return ""
-    messages = []
-    for error in body.get("errors") or []:
-        if isinstance(error, dict):
-            where = ".".join(str(p) for p in error.get("path") or [])
-            text = str(error.get("message", "")).strip()
-            messages.append(f"{text} (at {where})" if where else text)
-    diagnoses = dig(body, "extensions", "diagnoses") or []
-    for diagnosis in diagnoses if isinstance(diagnoses, list) else []:
-        if isinstance(diagnosis, dict) and _severe(diagnosis):
-            text = diagnosis.get("message") or diagnosis.get("$message") or ""
-            messages.append(str(text).strip())
-    text = "; ".join(m for m in dict.fromkeys(messages) if m)
-    if "Cannot query field" in text:
-        text += " - the schema may have changed since it was read: run `x3twilio check`"
-    return text
-
-
-def _severe(diagnosis: Mapping[str, Any]) -> bool:
-    severity = diagnosis.get("severity", diagnosis.get("$severity"))
-    if isinstance(severity, int) and not isinstance(severity, bool):
-        return severity >= 3  # Xtrem's ValidationSeverity: 3 error, 4 exception
-    return str(severity).lower() in ("error", "fatal", "exception")

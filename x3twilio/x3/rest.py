@@ -13,11 +13,12 @@ from urllib.parse import parse_qs, quote, urlsplit
 import requests
 
 from x3twilio.config import X3Config
+from x3twilio.decoding import stamp_literal
 from x3twilio.errors import X3Error, X3FieldError
-from x3twilio.sources import Source, not_exposed, stamp_literal
+from x3twilio.sources import Source, not_exposed
 from x3twilio.transport import Retrier, retry_after
-from x3twilio.x3 import Page
 from x3twilio.x3.auth import Auth, make_auth
+from x3twilio.x3.base import Page
 from x3twilio.x3.partners import PartnerRecord, PartnerShape
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}

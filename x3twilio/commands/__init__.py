@@ -1,0 +1,1 @@
+"""The commands, one module per command or family; `x3twilio.cli` registers them."""
