@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from x3twilio.simulators.twilio import HANDLERS
 from x3twilio.simulators.twilio_errors import Refusal
 from x3twilio.simulators.twilio_oai import description, host_problem, response_problems
+from x3twilio.simulators.twilio_requests import HANDLERS
 
 MESSAGE = [("To", "+33612345678"), ("From", "+15017122661"), ("Body", "Hello")]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from x3twilio.simulators import StartResponse, read_body, respond
+from x3twilio.simulators import Reply, StartResponse, read_body, send
 from x3twilio.simulators.x3 import API_PREFIX, X3Simulator
 from x3twilio.simulators.x3_pages import GATEWAY_USER
 
@@ -59,14 +59,6 @@ class CloudOAuth:
     exchanges: list[str] = field(default_factory=list)  # the path of each token call
 
 
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    body: bytes | str | dict[str, Any] = b""
-    content_type: str = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
 class CloudGateway:
     """X3 Cloud's gateway in front of one X3Simulator; a thread-safe WSGI app."""
 
@@ -92,20 +84,16 @@ class CloudGateway:
             self.calls.append((method, path))
         for root in (HOME, self.region):
             if path == f"{root}/token" and method == "POST":
-                return self._send(start_response, self._token(environ, path))
+                return send(start_response, self._token(environ, path))
         if path == f"{HOME}/token/authorise" and method == "GET":
-            return self._send(start_response, self._authorise(environ))
+            return send(start_response, self._authorise(environ))
         if path == f"{HOME}/token/authorise/consent" and method == "POST":
-            return self._send(start_response, self._consent(environ))
+            return send(start_response, self._consent(environ))
         if path in (HOME, self.region) and method == "GET":
-            return self._send(start_response, _Reply(200, self._root_api(environ, path)))
+            return send(start_response, Reply(200, self._root_api(environ, path)))
         if path.startswith(f"{self.region}/"):
             return self._regional(environ, start_response, path[len(self.region) :])
-        return self._send(start_response, _oauth_error(404, "not_found", f"no route {path}"))
-
-    @staticmethod
-    def _send(start_response: StartResponse, reply: _Reply) -> list[bytes]:
-        return respond(start_response, reply.status, reply.body, reply.content_type, reply.headers)
+        return send(start_response, _oauth_error(404, "not_found", f"no route {path}"))
 
     def _now(self) -> float:
         return self.x3.now().timestamp()
@@ -130,7 +118,7 @@ class CloudGateway:
 
     # ------------------------------------------------------------ pairing (authorise)
 
-    def _authorise(self, environ: dict[str, Any]) -> _Reply:
+    def _authorise(self, environ: dict[str, Any]) -> Reply:
         params = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         oauth = self.oauth
         uri = params.get("redirect_uri", "")
@@ -152,9 +140,9 @@ class CloudGateway:
         with self._lock:
             oauth.pending[pairing] = (uri, fields.get("authorizationCode", ""))
         page = _consent_page(f"{HOME}/token/authorise/consent", {**fields, "pairing": pairing})
-        return _Reply(200, page, "text/html; charset=utf-8")
+        return Reply(200, page, "text/html; charset=utf-8")
 
-    def _consent(self, environ: dict[str, Any]) -> _Reply:
+    def _consent(self, environ: dict[str, Any]) -> Reply:
         """The user accepted: 307 to the redirect URI, which the browser re-POSTs to."""
         form = {k: v[0] for k, v in parse_qs(read_body(environ).decode("latin-1")).items()}
         with self._lock:
@@ -163,11 +151,11 @@ class CloudGateway:
                 self.oauth.codes[code] = (uri, self._now() + CODE_TTL)
         if not uri:
             return _oauth_error(400, "invalid_request", "unknown or used pairing request")
-        return _Reply(307, b"", "text/plain", [("Location", uri)])
+        return Reply(307, b"", "text/plain", [("Location", uri)])
 
     # ------------------------------------------------------------ token API
 
-    def _token(self, environ: dict[str, Any], path: str) -> _Reply:
+    def _token(self, environ: dict[str, Any], path: str) -> Reply:
         if not environ.get("CONTENT_TYPE", "").startswith("application/json"):
             return _oauth_error(400, "invalid_request", "the body must be JSON")
         try:
@@ -180,7 +168,7 @@ class CloudGateway:
             self.oauth.exchanges.append(path)
             return self._grant(body)
 
-    def _grant(self, body: dict[str, Any]) -> _Reply:
+    def _grant(self, body: dict[str, Any]) -> Reply:
         oauth, now = self.oauth, self._now()
         given_id, given_secret = str(body.get("client_id")), str(body.get("client_secret"))
         if not (
@@ -210,7 +198,7 @@ class CloudGateway:
             "refresh_token": refresh,
             "refresh_token_expires_in": int(oauth.refresh_ttl),
         }
-        return _Reply(200, answer)
+        return Reply(200, answer)
 
     # ------------------------------------------------------------ the customer's APIs
 
@@ -219,30 +207,30 @@ class CloudGateway:
     ) -> Iterable[bytes]:
         refused = self._check_bearer(environ)
         if refused is not None:
-            return self._send(start_response, refused)
+            return send(start_response, refused)
         if rest == "/folders" and environ["REQUEST_METHOD"] == "GET":
-            return self._send(start_response, _Reply(200, self._folders(environ)))
+            return send(start_response, Reply(200, self._folders(environ)))
         name, _, tail = rest.removeprefix("/service/").partition("/")
         if rest.startswith("/service/") and tail == "api":
             folder = self.services.get(name)
             if folder is None:
-                return self._send(start_response, _oauth_error(404, "not_found", name))
+                return send(start_response, _oauth_error(404, "not_found", name))
             return self._forward(environ, start_response, XTREM_PATH, folder)
         if rest.startswith(API_PREFIX):
             return self._forward(environ, start_response, rest, None)
-        return self._send(start_response, _oauth_error(404, "not_found", f"no route {rest}"))
+        return send(start_response, _oauth_error(404, "not_found", f"no route {rest}"))
 
-    def _check_bearer(self, environ: dict[str, Any]) -> _Reply | None:
+    def _check_bearer(self, environ: dict[str, Any]) -> Reply | None:
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         challenge = [("WWW-Authenticate", "Bearer")]
         if scheme.lower() != "bearer" or not token:
             body = {"error": "invalid_request", "error_description": "a Bearer token is required"}
-            return _Reply(401, body, headers=challenge)
+            return Reply(401, body, headers=challenge)
         with self._lock:
             expiry = self.oauth.access.get(token, 0.0)
         if expiry <= self._now():
             body = {"error": "invalid_token", "error_description": "unknown or expired token"}
-            return _Reply(401, body, headers=challenge)
+            return Reply(401, body, headers=challenge)
         return None
 
     def _folders(self, environ: dict[str, Any]) -> dict[str, Any]:
@@ -316,5 +304,5 @@ def _consent_page(action: str, fields: dict[str, str]) -> str:
     )
 
 
-def _oauth_error(status: int, error: str, description: str) -> _Reply:
-    return _Reply(status, {"error": error, "error_description": description})
+def _oauth_error(status: int, error: str, description: str) -> Reply:
+    return Reply(status, {"error": error, "error_description": description})

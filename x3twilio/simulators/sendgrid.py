@@ -14,19 +14,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import Any
 
 from x3twilio.simulators import (
     Fault,
     Faults,
+    Reply,
     StartResponse,
     abort_connection,
     read_body,
     request_target,
-    respond,
+    send,
     sleep_ms,
 )
+from x3twilio.simulators.control import add_fault, clear_faults, dispatch_control
 
 MAIL_SEND = "/v3/mail/send"
 DEFAULT_SENDER = "alerts@example.com"
@@ -66,12 +68,6 @@ PLAIN_FIRST = (
     "If present, text/plain content must be first, followed by text/html, followed by "
     "any other content."
 )
-
-
-class Reply(NamedTuple):
-    status: int
-    body: bytes | dict[str, Any] | list[Any] = b""
-    headers: list[tuple[str, str]] = []
 
 
 def error_body(message: str, field: str | None = None) -> dict[str, Any]:
@@ -178,11 +174,11 @@ class SendGridSimulator:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").startswith("/_sim/"):
-            reply = self._control(environ)
+            reply = dispatch_control(environ, CONTROL_ROUTES, self)
         else:
             reply = self._api(environ)
         content_type = "application/json" if reply.body else "text/plain"
-        return respond(start_response, reply.status, reply.body, content_type, reply.headers)
+        return send(start_response, replace(reply, content_type=content_type))
 
     def _api(self, environ: dict[str, Any]) -> Reply:
         fault = self.faults.pick(environ["REQUEST_METHOD"], request_target(environ))
@@ -210,7 +206,7 @@ class SendGridSimulator:
                 ("X-RateLimit-Remaining", "0"),
                 ("X-RateLimit-Reset", str(reset)),
             ]
-            return Reply(429, error_body("too many requests"), headers)
+            return Reply(429, error_body("too many requests"), headers=headers)
         return Reply(status, error_body("internal error" if status >= 500 else "error"))
 
     def _serve(self, environ: dict[str, Any]) -> Reply:
@@ -240,35 +236,13 @@ class SendGridSimulator:
 
     # -- control routes (no auth), for tests driving another process ---------------------
 
-    def _control(self, environ: dict[str, Any]) -> Reply:
-        route = (environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
-        handler = CONTROL_ROUTES.get(route)
-        if handler is None:
-            return Reply(404, {"error": f"no control route {route[0]} {route[1]}"})
-        try:
-            options = json.loads(read_body(environ) or b"{}")
-            if not isinstance(options, dict):
-                raise TypeError("expected a JSON object")
-            return handler(self, options)
-        except (ValueError, TypeError, KeyError) as error:
-            return Reply(400, {"error": str(error)})
-
     def _ctl_mails(self, options: dict[str, Any]) -> Reply:
         with self._lock:
             return Reply(200, json.loads(json.dumps(self.mails)))
 
-    def _ctl_add_fault(self, options: dict[str, Any]) -> Reply:
-        known = {key: options[key] for key in ("skip", "times", "delay") if key in options}
-        fault = self.faults.add(str(options["kind"]), str(options.get("match", "")), **known)
-        return Reply(201, asdict(fault))
-
-    def _ctl_clear_faults(self, options: dict[str, Any]) -> Reply:
-        self.faults.clear()
-        return Reply(204)
-
 
 CONTROL_ROUTES: dict[tuple[str, str], Callable[[SendGridSimulator, dict[str, Any]], Reply]] = {
     ("GET", "/_sim/mails"): SendGridSimulator._ctl_mails,
-    ("POST", "/_sim/faults"): SendGridSimulator._ctl_add_fault,
-    ("DELETE", "/_sim/faults"): SendGridSimulator._ctl_clear_faults,
+    ("POST", "/_sim/faults"): lambda sim, options: add_fault(sim.faults, options),
+    ("DELETE", "/_sim/faults"): lambda sim, options: clear_faults(sim.faults),
 }
