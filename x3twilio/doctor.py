@@ -17,9 +17,9 @@ from x3twilio.segments import segment_info, ucs2_characters
 from x3twilio.senders.twilio import API_VERSION
 from x3twilio.sources import Source
 from x3twilio.templates import SAMPLES
-from x3twilio.transport import Retrier, make_session
+from x3twilio.transport import Retrier, make_session, reason_of
 from x3twilio.x3 import make_client
-from x3twilio.x3.rest import RestClient, _reason
+from x3twilio.x3.rest import RestClient
 from x3twilio.yamlnode import seconds_text
 
 
@@ -99,7 +99,7 @@ UNREACHABLE = "check the URL, DNS and the network (proxy, firewall) from this ma
 def _said(exc: Exception) -> str:
     if isinstance(exc, requests.RequestException):
         url = exc.request.url if exc.request is not None else "the service"
-        what = "no answer in time" if isinstance(exc, requests.Timeout) else _reason(exc)
+        what = "no answer in time" if isinstance(exc, requests.Timeout) else reason_of(exc)
         return f"cannot reach {url}: {what}"
     return str(exc)
 

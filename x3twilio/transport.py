@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
@@ -80,3 +82,45 @@ def retry_after(response: requests.Response) -> float | None:
     """Seconds from a Retry-After header given in seconds (dates are rare; ignored)."""
     value = response.headers.get("Retry-After", "")
     return float(value) if value.strip().isdigit() else None
+
+
+# -- what any HTTP answer or failure says, in words an operator can act on -----------------
+
+
+def try_json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def date_header(response: requests.Response) -> datetime | None:
+    """The server's clock from its Date header, or None."""
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def snippet(response: requests.Response) -> str:
+    """The start of an answer's body, on one line, for an error message."""
+    text = " ".join(response.text.split())
+    return (text[:120] + "…") if len(text) > 120 else (text or "(empty body)")
+
+
+def reason_of(exc: Exception) -> str:
+    """Why a request got no answer, in a few words ("connection refused"), else its text."""
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "reset by peer",
+        "Connection aborted",
+        "RemoteDisconnected",
+    ):
+        if marker in text:
+            return marker.lower()
+    return text[:160]

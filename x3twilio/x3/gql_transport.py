@@ -11,10 +11,10 @@ import requests
 
 from x3twilio.config import X3Config
 from x3twilio.errors import X3Error
-from x3twilio.transport import retry_after
+from x3twilio.transport import date_header, reason_of, retry_after, snippet, try_json
 from x3twilio.x3.auth import Auth
 from x3twilio.x3.gql_props import dig
-from x3twilio.x3.rest import _date_header, _json_body, _reason, _snippet, _try_json
+from x3twilio.x3.rest import _json_body
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -47,7 +47,7 @@ class GraphQLTransport:
         data = body.get("data")
         if not isinstance(data, dict):
             raise X3Error(f"the answer for {label} from {url} has no data")
-        return data, _date_header(response)
+        return data, date_header(response)
 
     def _post(self, url: str, query: str, variables: dict[str, Any]) -> requests.Response:
         headers = {
@@ -67,7 +67,7 @@ class GraphQLTransport:
                 f"no answer within {self.config.timeout:g}s from {url}", transient=True
             ) from None
         except requests.ConnectionError as exc:
-            raise X3Error(f"cannot reach {url}: {_reason(exc)}", transient=True) from None
+            raise X3Error(f"cannot reach {url}: {reason_of(exc)}", transient=True) from None
 
     def _raise_for_status(self, url: str, response: requests.Response) -> None:
         status = response.status_code
@@ -76,7 +76,7 @@ class GraphQLTransport:
         if status == 401:
             explained = self.auth.explain(response.text)
             raise X3Error(f"credentials refused (HTTP 401) at {url}: {explained}", status=401)
-        detail = graphql_errors(_try_json(response)) or _snippet(response)
+        detail = graphql_errors(try_json(response)) or snippet(response)
         raise X3Error(
             f"HTTP {status} from {url}: {detail}",
             status=status,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -16,7 +15,7 @@ from x3twilio.config import X3Config
 from x3twilio.decoding import stamp_literal
 from x3twilio.errors import X3Error, X3FieldError
 from x3twilio.sources import Source, not_exposed
-from x3twilio.transport import Retrier, retry_after
+from x3twilio.transport import Retrier, date_header, reason_of, retry_after, snippet, try_json
 from x3twilio.x3.auth import Auth, make_auth
 from x3twilio.x3.base import Page
 from x3twilio.x3.partners import PartnerRecord, PartnerShape
@@ -194,7 +193,7 @@ class RestClient:
 
     def _get(self, url: str) -> tuple[dict[str, Any], datetime | None]:
         response = self._request("GET", url)
-        return _json_body(response, url), _date_header(response)
+        return _json_body(response, url), date_header(response)
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         response = self._call(method, url, **kwargs)
@@ -219,7 +218,7 @@ class RestClient:
                 f"no answer within {self.config.timeout:g}s from {url}", transient=True
             ) from None
         except requests.ConnectionError as exc:
-            raise X3Error(f"cannot reach {url}: {_reason(exc)}", transient=True) from None
+            raise X3Error(f"cannot reach {url}: {reason_of(exc)}", transient=True) from None
 
 
 def _and(where: str, extra: str | None) -> str:
@@ -230,7 +229,7 @@ def _raise_for_status(response: requests.Response, url: str) -> None:
     status = response.status_code
     if status < 400:
         return
-    detail = _diagnoses(_try_json(response)) or _snippet(response)
+    detail = _diagnoses(try_json(response)) or snippet(response)
     _refuse_licence(detail, url, status)
     unknown = _named_property(detail, url) if status in (400, 500) else None
     if unknown is not None:  # X3 answers 500 for an unknown property: a setup mistake
@@ -268,14 +267,14 @@ def _refuse_licence(detail: str, url: str, status: int) -> None:
 
 
 def _json_body(response: requests.Response, url: str) -> dict[str, Any]:
-    body = _try_json(response)
+    body = try_json(response)
     if not isinstance(body, dict):
         kind = response.headers.get("Content-Type", "no content type")
         # A login page means a proxy or Syracuse session redirect, not a hiccup.
         transient = "html" not in kind
         raise X3Error(
             f"answered HTTP {response.status_code} with {kind} instead of JSON from {url}: "
-            f"{_snippet(response)}",
+            f"{snippet(response)}",
             status=response.status_code,
             transient=transient,
         )
@@ -284,13 +283,6 @@ def _json_body(response: requests.Response, url: str) -> dict[str, Any]:
         _refuse_licence(problem, url, response.status_code)
         raise X3Error(f"X3 reported an error for {url}: {problem}", status=response.status_code)
     return body
-
-
-def _try_json(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _diagnoses(body: Any) -> str:
@@ -323,32 +315,3 @@ def _next_url(body: dict[str, Any]) -> str | None:
     if not isinstance(link, str):
         raise X3Error(f"a page's $links.$next is not a URL: {link!r}")
     return link
-
-
-def _date_header(response: requests.Response) -> datetime | None:
-    value = response.headers.get("Date")
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
-
-
-def _snippet(response: requests.Response) -> str:
-    text = " ".join(response.text.split())
-    return (text[:120] + "…") if len(text) > 120 else (text or "(empty body)")
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    for marker in (
-        "Connection refused",
-        "Name or service not known",
-        "reset by peer",
-        "Connection aborted",
-        "RemoteDisconnected",
-    ):
-        if marker in text:
-            return marker.lower()
-    return text[:160]
