@@ -427,7 +427,7 @@ def test_replies_are_written_only_through_a_mutation_the_schema_has():
     assert all(not d.startswith("mutation") for d in fake.documents[before:])
 
 
-def test_a_reply_no_mutation_can_take_is_not_logged_rather_than_sent():
+def test_a_reply_no_mutation_can_take_stops_as_setup_trouble_before_anything_is_sent():
     from x3twilio.config import NoteTarget
     from x3twilio.notes import Note, NoteWriter
     from x3twilio.templates import compile_template
@@ -437,8 +437,9 @@ def test_a_reply_no_mutation_can_take_is_not_logged_rather_than_sent():
     target = NoteTarget("supplier", "create", "YSMSLOG", fields=fields, marker="MSGSID")
     writer = NoteWriter((target,), client, {"supplier": PartnerShape.default("supplier")}, {})
     note = Note("supplier", "FR001", "", "+33612345678", "SM9", "ok", "2024-05-02T10:00:00Z", "sms")
-    outcome = writer.write(note)
-    assert outcome.landed == [] and "class YSMSLOG has no GraphQL node" in outcome.refused[0]
+    with pytest.raises(X3FieldError) as refused:  # ingest stops (78); the reply stays spooled
+        writer.write(note)
+    assert "class YSMSLOG has no GraphQL node" in str(refused.value)
     assert not any(d.startswith("mutation") for d in fake.documents)
 
 

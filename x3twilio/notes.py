@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from x3twilio.config import NoteTarget
-from x3twilio.errors import X3Error, X3FieldError
+from x3twilio.errors import X3Error
 from x3twilio.sources import Source
 from x3twilio.x3.base import X3Client
 from x3twilio.x3.partners import PARTNER_KINDS, PartnerShape
@@ -83,8 +83,10 @@ class NoteWriter:
                     outcome.landed.append(
                         self.client.retrier.call(self._append, target, place, note)
                     )
-            except (NoRoom, X3FieldError) as exc:  # this target cannot take it: say why
+            except NoRoom as exc:  # this note does not fit this target: say why
                 outcome.refused.append(str(exc))
+            # An X3FieldError (a target this X3 cannot take at all) is setup trouble: it
+            # stops ingest with 78 and the reply stays spooled until the config is fixed.
         return outcome
 
     def _place(self, target: NoteTarget, note: Note) -> Place | None:
