@@ -15,8 +15,8 @@ import pytest
 from tests.test_poll import HISTORY, ONLY_PO_APPROVED
 from x3twilio.pacing import RateLimiter
 from x3twilio.quiethours import QuietHours
-from x3twilio.senders.base import Outcome
 from x3twilio.senders.twilio import outcome_for
+from x3twilio.transport import Outcome
 
 PARIS = ZoneInfo("Europe/Paris")
 

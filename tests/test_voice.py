@@ -16,11 +16,10 @@ import pytest
 from x3twilio.config import RetryConfig, TwilioConfig
 from x3twilio.errors import ConfigError, TwilioError
 from x3twilio.outbox import Notification
-from x3twilio.senders.base import Outcome
 from x3twilio.senders.twilio import TwilioApiError, TwilioSender, TwilioVoiceSender
 from x3twilio.simulators import RunningServer, read_body, serve
 from x3twilio.simulators.twilio import TwilioSimulator
-from x3twilio.transport import Retrier, make_session
+from x3twilio.transport import Outcome, Retrier, make_session
 
 PUBLIC_URL = "https://shim.example.com"
 TO = "+33612345678"

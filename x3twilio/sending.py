@@ -30,8 +30,8 @@ from x3twilio.outbox import Notification, Outbox
 from x3twilio.pacing import RateLimiter
 from x3twilio.rules import Rule
 from x3twilio.screening import Screening, digest_body
-from x3twilio.senders.base import Outcome, outcome_of
 from x3twilio.senders.twilio import OPTED_OUT
+from x3twilio.transport import Outcome, outcome_of
 
 RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a refused message and its next try
 NOT_FOUND = "not in Twilio's list once settled"

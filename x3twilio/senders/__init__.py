@@ -1,6 +1,6 @@
 """Channels that deliver notifications: SMS and voice through Twilio, email through SendGrid.
 
-What a failed request means (`Outcome`, `outcome_of`) is said once, in `senders.base`.
+What a failed request means (`Outcome`, `outcome_of`) is said once, in `transport`.
 """
 
 from __future__ import annotations

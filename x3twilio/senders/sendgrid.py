@@ -20,8 +20,7 @@ import requests
 from x3twilio.config import SendGridConfig
 from x3twilio.errors import RemoteError
 from x3twilio.outbox import Notification
-from x3twilio.senders.base import Outcome, never_connected
-from x3twilio.transport import Retrier, retry_after
+from x3twilio.transport import Outcome, Retrier, never_connected, retry_after
 
 MAIL_SEND = "/v3/mail/send"
 _PARAGRAPHS = re.compile(r"\n\s*\n")

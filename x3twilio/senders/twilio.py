@@ -21,8 +21,8 @@ import requests
 from x3twilio.config import Config, TwilioConfig
 from x3twilio.errors import ConfigError, TwilioError
 from x3twilio.outbox import Notification
-from x3twilio.senders.base import DIGEST_SEPARATOR, Outcome, never_connected
-from x3twilio.transport import Retrier, retry_after
+from x3twilio.senders.base import DIGEST_SEPARATOR
+from x3twilio.transport import Outcome, Retrier, never_connected, retry_after
 
 API_VERSION = "2010-04-01"
 OPTED_OUT = 21610
