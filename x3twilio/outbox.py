@@ -59,8 +59,26 @@ _COLUMN_OF = {
     "subject": "subject", "not_before": "next_attempt", "partner": "partner",
 }  # fmt: skip
 _ADDED = {"partner": "TEXT NOT NULL DEFAULT ''"}  # since the first release; see _migrate()
-# What _update may set: the names are checked, never taken from the caller as SQL.
-_UPDATABLE = frozenset(_COLUMN_OF.values()) - {"id"} | {"delivery", "updated"}
+# Each way a notification's row changes, as one literal statement (no names built into SQL).
+_SENDING = (
+    "UPDATE notifications SET status='sending', attempts=?, in_flight_since=?, updated=? WHERE id=?"
+)
+_REQUEUE = "UPDATE notifications SET status=?, next_attempt='', reason=NULL, updated=? WHERE id=?"
+_DEFER = "UPDATE notifications SET next_attempt=?, updated=? WHERE id=?"
+_DEFER_FOR = "UPDATE notifications SET next_attempt=?, reason=?, updated=? WHERE id=?"
+_SKIPPED = (
+    "UPDATE notifications SET status='skipped', reason=?, in_flight_since=NULL, updated=?"
+    " WHERE id=?"
+)
+_SENT = (
+    "UPDATE notifications SET status='sent', provider_id=?, reason=NULL, in_flight_since=NULL,"
+    " error_code=NULL, error_message=NULL, updated=? WHERE id=?"
+)
+_FAILED = (
+    "UPDATE notifications SET status=?, reason=NULL, next_attempt=?, in_flight_since=?,"
+    " error_code=?, error_message=?, updated=? WHERE id=?"
+)
+_DELIVERY = "UPDATE notifications SET delivery=?, updated=? WHERE id=?"
 _VOICEMAIL = frozenset(
     ("from_number", "to_number", "recording_sid", "recording_url", "recorded_at",
      "transcription", "transcribed", "logged")
@@ -244,7 +262,7 @@ class Outbox:
     def mark_sending(self, n: Notification, now: str) -> Notification:
         """Record, before the request goes out, that it may reach the provider."""
         since = n.in_flight_since or now
-        self._update(n.id, now, status="sending", attempts=n.attempts + 1, in_flight_since=since)
+        self._set(_SENDING, n.attempts + 1, since, now, n.id)
         return replace(n, status="sending", attempts=n.attempts + 1, in_flight_since=since)
 
     def replayable(self, include_permanent: bool) -> list[Notification]:
@@ -263,29 +281,20 @@ class Outbox:
     def requeue(self, n: Notification, now: str) -> None:
         """Due now; an in-flight one stays in flight (it is looked up before any resend)."""
         status = "sending" if n.in_flight_since else "pending"
-        self._update(n.id, now, status=status, next_attempt="", reason=None)
+        self._set(_REQUEUE, status, now, n.id)
 
     def defer(self, n: Notification, not_before: str, now: str, reason: str | None = None) -> None:
         """Not before `not_before` (quiet hours, a settle); an in-flight one stays in flight."""
         if reason is None:
-            self._update(n.id, now, next_attempt=not_before)
+            self._set(_DEFER, not_before, now, n.id)
         else:
-            self._update(n.id, now, next_attempt=not_before, reason=reason)
+            self._set(_DEFER_FOR, not_before, reason, now, n.id)
 
     def mark_skipped(self, n: Notification, reason: str, now: str) -> None:
-        self._update(n.id, now, status="skipped", reason=reason, in_flight_since=None)
+        self._set(_SKIPPED, reason, now, n.id)
 
     def mark_sent(self, n: Notification, provider_id: str, now: str) -> None:
-        self._update(
-            n.id,
-            now,
-            status="sent",
-            provider_id=provider_id,
-            reason=None,
-            in_flight_since=None,
-            error_code=None,
-            error_message=None,
-        )
+        self._set(_SENT, provider_id, now, n.id)
 
     def mark_failed(
         self,
@@ -302,27 +311,13 @@ class Outbox:
         attempt first asks the provider whether the message exists.
         """
         status = ("sending" if ambiguous else "pending") if retry_at else "failed"
-        self._update(
-            n.id,
-            now,
-            status=status,
-            reason=None,
-            next_attempt=retry_at or "",
-            in_flight_since=n.in_flight_since if ambiguous else None,
-            error_code=code,
-            error_message=message,
-        )
+        since = n.in_flight_since if ambiguous else None
+        self._set(_FAILED, status, retry_at or "", since, code, message, now, n.id)
 
-    def _update(self, notification_id: str, now: str, **columns: object) -> None:
-        unknown = columns.keys() - _UPDATABLE
-        if unknown:
-            raise ValueError(f"not an outbox column: {', '.join(sorted(unknown))}")
-        names = ", ".join(f"{name}=?" for name in columns)
+    def _set(self, statement: str, *values: object) -> None:
+        """One of the transitions below; its values end with `updated` and the id."""
         with self._transaction() as db:
-            db.execute(
-                f"UPDATE notifications SET {names}, updated=? WHERE id=?",
-                (*columns.values(), now, notification_id),
-            )
+            db.execute(statement, values)
 
     def prune_seen(self, source: str, before: str) -> None:
         """Forget change stamps older than the look-back horizon: they cannot come back."""
@@ -340,7 +335,7 @@ class Outbox:
         return (_note(row), row["delivery"]) if row else None
 
     def set_delivery(self, notification_id: str, status: str, now: str) -> None:
-        self._update(notification_id, now, delivery=status)
+        self._set(_DELIVERY, status, now, notification_id)
 
     def for_record(self, source: str, record: str) -> list[tuple[Notification, str | None]]:
         """Everything decided about one X3 record, with delivery statuses."""
