@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by every remote call: one session and one retry policy."""
+"""HTTP plumbing shared by every remote call: one session, one retry policy, and the one
+classifier of what a failed request means (`Outcome`)."""
 
 from __future__ import annotations
 
