@@ -315,7 +315,8 @@ class Outbox:
         self._set(_FAILED, status, retry_at or "", since, code, message, now, n.id)
 
     def _set(self, statement: str, *values: object) -> None:
-        """One of the transitions below; its values end with `updated` and the id."""
+        """Apply one of the transition statements at the top of this module (`_SENT`, …);
+        its values end with `updated` and the id."""
         with self._transaction() as db:
             db.execute(statement, values)
 
