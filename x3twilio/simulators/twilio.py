@@ -9,7 +9,8 @@ accepts. Answers carry every property
 of the description's response schemas (`twilio_resources`); lists honour the filters and
 paging the description documents. It also plays Twilio's side of the webhooks
 (`twilio_webhooks`): signed status callbacks, incoming messages and calls with their
-recording and transcription callbacks. Wire-level details follow TWILIO.md.
+recording and transcription callbacks. WhatsApp (its sender, Content API templates, the
+24-hour window) is in `twilio_whatsapp`. Wire-level details follow TWILIO.md.
 
 Faults (`faults.add(kind, match, skip=, times=, delay=)`): an HTTP status ("429", "500",
 ...), "error:<code>" (Twilio's answer for that error code), "html", "garbage", "timeout"
@@ -61,6 +62,10 @@ from x3twilio.simulators.twilio_webhooks import (
     incoming_sms_params,
     status_params,
     wants_transcription,
+)
+from x3twilio.simulators.twilio_whatsapp import (
+    incoming_whatsapp_params,
+    whatsapp_address,
 )
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
@@ -249,6 +254,21 @@ class TwilioSimulator(TwilioApi):
             self._visible[sid] = message
             self._apply_opt_keywords(from_, body)
         params = incoming_sms_params(self.account_sid, sid, from_, to, body)
+        return self.post_webhook(url, params)
+
+    def send_incoming_whatsapp(
+        self, url: str, from_: str, body: str, profile_name: str = "Sim User"
+    ) -> requests.Response:
+        """Play a WhatsApp message from `from_` (+E164, prefixed or not) to our WhatsApp
+        sender: POST its webhook. It opens that user's 24-hour window; no opt-out words."""
+        user, sid = whatsapp_address(from_), new_sid("SM")
+        to = self.whatsapp_sender
+        with self._lock:
+            message = inbound_message_resource(self.account_sid, sid, user, to, body, self.clock())
+            self.inbound.append(message)
+            self._visible[sid] = message
+            self.open_window(user)
+        params = incoming_whatsapp_params(self.account_sid, sid, user, to, body, profile_name)
         return self.post_webhook(url, params)
 
     def _apply_opt_keywords(self, from_: str, body: str) -> None:

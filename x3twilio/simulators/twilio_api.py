@@ -10,7 +10,6 @@ not own, opted-out recipients) is answered with the code Twilio documents for it
 from __future__ import annotations
 
 import base64
-import hashlib
 import random
 import re
 import threading
@@ -47,20 +46,17 @@ from x3twilio.simulators.twilio_resources import (
     page_envelope,
     public,
     rfc2822,
+    stable_hex,
     update_number,
 )
 from x3twilio.simulators.twilio_webhooks import PendingCallback
+from x3twilio.simulators.twilio_whatsapp import WhatsAppAccount, is_content_path
 
 Clock = Callable[[], datetime]
 
 E164 = re.compile(r"\+[1-9]\d{1,14}")
 TERMINAL = {"delivered", "undelivered", "failed", "canceled", "read"}
 CANCELABLE = {"scheduled", "queued", "accepted"}
-
-
-def stable_hex(label: str) -> str:
-    """32 hex digits derived from a label: the same credentials in every process."""
-    return hashlib.sha256(f"x3twilio-simulator:{label}".encode()).hexdigest()[:32]
 
 
 CREDENTIAL_NAMES = (
@@ -73,6 +69,7 @@ CREDENTIAL_NAMES = (
     "messaging_service_sid",
     "phone_number",
     "phone_number_sid",
+    "whatsapp_sender",
 )
 
 
@@ -80,7 +77,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class TwilioApi:
+class TwilioApi(WhatsAppAccount):
     """The account and its REST API; `_serve` answers one request as Twilio would."""
 
     phone_number = "+15017122661"
@@ -110,6 +107,7 @@ class TwilioApi:
                 self.account_sid, self.phone_number_sid, self.phone_number, self.clock()
             )
         }
+        self._init_whatsapp()
 
     def _init_credentials(self, account_sid: str | None, auth_token: str | None) -> None:
         self.account_sid = account_sid or "AC" + stable_hex("account")
@@ -131,6 +129,8 @@ class TwilioApi:
         return {name: getattr(self, name) for name in CREDENTIAL_NAMES}
 
     def _serve(self, environ: dict[str, Any]) -> Reply:
+        if is_content_path(environ.get("PATH_INFO", "")):
+            return self._serve_content(environ)  # content.twilio.com, not in the description
         try:
             request, name = parse_request(environ, self._authenticate)
             handler: Callable[[ApiRequest], Reply] = getattr(self, f"_{name}")
@@ -168,7 +168,7 @@ class TwilioApi:
     # -- Messages -------------------------------------------------------------------
 
     def _create_message(self, request: ApiRequest) -> Reply:
-        fields = MessageRequest.parse(request.form)
+        fields = self._check_whatsapp(MessageRequest.parse(request.form), request.test)
         if fields.to in MAGIC_SMS_TO:
             raise ApiError(MAGIC_SMS_TO[fields.to], to=fields.to, from_=fields.from_)
         if fields.to in self.opted_out:
@@ -193,20 +193,22 @@ class TwilioApi:
             return
         if fields.msid and fields.msid != self.messaging_service_sid:
             raise ApiError(21701, msid=fields.msid)
-        if fields.from_ and fields.from_ not in self._owned_numbers():
+        if fields.from_ and fields.from_ not in {*self._owned_numbers(), self.whatsapp_sender}:
             raise ApiError(21606, from_=fields.from_)
 
     def _owned_numbers(self) -> set[str]:
         return {number["phone_number"] for number in self.numbers.values()}
 
     def _start_sending(self, message: dict[str, Any]) -> None:
-        """Queue the status changes after creation: sent, then delivered or undelivered."""
+        """Queue the status changes after creation: sent, then delivered or undelivered;
+        failed, for WhatsApp free text outside the 24-hour window."""
         final = "undelivered" if message["to"] in self.unreachable else "delivered"
         url = message["status_callback"]
         sid = message["sid"]
-        self._pending += [PendingCallback(sid, "sent", url), PendingCallback(sid, final, url)]
+        steps = ["failed"] if self._fails_outside_window(message) else ["sent", final]
+        self._pending += [PendingCallback(sid, status, url) for status in steps]
         if not self.hold_sending:
-            self._advance(message, "sent")
+            self._advance(message, steps[0])
         if self.auto_callbacks:
             timer = threading.Timer(self.callback_delay, self.deliver_callbacks)
             timer.daemon = True
@@ -219,11 +221,13 @@ class TwilioApi:
         now = self.clock()
         if status == "sent" or message["date_sent"] is None:
             message["date_sent"] = rfc2822(now)
-            message["from"] = message["from"] or self.phone_number
+            message["from"] = message["from"] or self._default_sender(message["to"])
             message["num_segments"] = str(segment_info(message["body"]).segments)
         if status == "undelivered":
             message["error_code"] = 30003
             message["error_message"] = "Unreachable destination handset"
+        if status == "failed":
+            self._record_window_failure(message)  # the only way a message fails here
         message["status"] = status
         message["date_updated"] = rfc2822(now)
 

@@ -1,6 +1,7 @@
 """The Twilio simulator's control routes (`/_sim/...`, no auth), for tests driving it from
 another process: what it sent and refused, faults, latency, the account's status, and the
-webhooks it plays (status callbacks, incoming messages and calls)."""
+webhooks it plays (status callbacks, incoming messages and calls), and its WhatsApp side
+(the window refusal, templates, incoming WhatsApp messages)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ import requests
 
 from x3twilio.simulators import Faults, Reply
 from x3twilio.simulators.control import add_fault, clear_faults
+from x3twilio.simulators.twilio_whatsapp import (
+    WhatsAppControlled,
+    configure_whatsapp,
+    whatsapp_state,
+)
 
 ACCOUNT_STATUSES = ("active", "suspended", "closed")  # the Account resource's enum (OAI)
 
 
-class ControlledTwilio(Protocol):
+class ControlledTwilio(WhatsAppControlled, Protocol):
     """What the control routes drive (the Twilio simulator)."""
 
     _lock: threading.RLock
@@ -42,6 +48,10 @@ class ControlledTwilio(Protocol):
 
     def send_incoming_sms(
         self, url: str, from_: str, body: str, to: str | None = None
+    ) -> requests.Response: ...
+
+    def send_incoming_whatsapp(
+        self, url: str, from_: str, body: str, profile_name: str = ...
     ) -> requests.Response: ...
 
     def place_incoming_call(
@@ -112,6 +122,17 @@ def incoming_sms(sim: ControlledTwilio, options: dict[str, Any]) -> Reply:
     return Reply(200, {"status": response.status_code})
 
 
+def incoming_whatsapp(sim: ControlledTwilio, options: dict[str, Any]) -> Reply:
+    extra = {"profile_name": str(options["profile_name"])} if "profile_name" in options else {}
+    try:
+        response = sim.send_incoming_whatsapp(
+            options["url"], options["from"], options["body"], **extra
+        )
+    except requests.RequestException as error:
+        return unreachable_reply(error, options["url"])
+    return Reply(200, {"status": response.status_code})
+
+
 def incoming_call(sim: ControlledTwilio, options: dict[str, Any]) -> Reply:
     extra = {"transcription": options["transcription"]} if "transcription" in options else {}
     try:
@@ -137,6 +158,9 @@ CONTROL_ROUTES: dict[tuple[str, str], Callable[[ControlledTwilio, dict[str, Any]
     ("POST", "/_sim/callbacks/deliver"): deliver,
     ("POST", "/_sim/incoming-sms"): incoming_sms,
     ("POST", "/_sim/incoming-call"): incoming_call,
+    ("POST", "/_sim/incoming-whatsapp"): incoming_whatsapp,
+    ("GET", "/_sim/whatsapp"): whatsapp_state,
+    ("POST", "/_sim/whatsapp"): configure_whatsapp,
 }
 
 

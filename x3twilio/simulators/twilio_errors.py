@@ -49,10 +49,17 @@ ERROR_TEXT: dict[int, str] = {
     "phone number: {from_} via SMS.",
     21614: "'To' number {to} is not a valid mobile number",
     21617: "The concatenated message body exceeds the 1600 character limit.",
+    21654: "ContentSid Required",
+    21655: "The ContentSid is Invalid",
+    21656: "The ContentVariables Parameter is invalid",
     21701: "The Messaging Service Sid {msid} is invalid.",
     21705: "The Messaging Service Sid {msid} is invalid.",
+    21910: "Invalid From and To pair. From and To should be of the same channel",
     30400: "Parameters are not valid",
     30409: "This message cannot be canceled",
+    63007: "Twilio could not find a Channel with the specified From address",
+    63016: "Failed to send freeform message because you are outside the allowed window. "
+    "If you are using WhatsApp, please use a Message Template.",
 }
 # The titles of Twilio's error pages (https://www.twilio.com/docs/errors/<code>), which
 # start the message of a parameter the description refuses.

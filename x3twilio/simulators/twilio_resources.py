@@ -7,6 +7,7 @@ PageToken as Twilio's next_page_uri carries it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,11 +25,17 @@ Form = Sequence[tuple[str, str]]
 
 API_VERSION = "2010-04-01"
 API_BASE = "https://api.twilio.com"
-PRIVATE_KEYS = ("test", "status_callback", "validity_period")  # the simulator's bookkeeping
+# The simulator's bookkeeping, not shown by the API.
+PRIVATE_KEYS = ("test", "status_callback", "validity_period", "content_sid")
 
 
 def new_sid(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
+
+
+def stable_hex(label: str) -> str:
+    """32 hex digits derived from a label: the same credentials in every process."""
+    return hashlib.sha256(f"x3twilio-simulator:{label}".encode()).hexdigest()[:32]
 
 
 def rfc2822(moment: datetime) -> str:
@@ -84,6 +91,8 @@ class MessageRequest:
     media: list[str]
     status_callback: str | None
     validity_period: str | None = None  # seconds Twilio may queue it (kept, not enforced)
+    content_sid: str = ""  # a Content API template (HX...), whose text becomes the body
+    content_variables: str = ""  # its {{1}}... values, a JSON object
 
     @classmethod
     def parse(cls, form: Form) -> MessageRequest:
@@ -95,6 +104,8 @@ class MessageRequest:
             media=every(form, "MediaUrl"),
             status_callback=first(form, "StatusCallback") or None,
             validity_period=first(form, "ValidityPeriod") or None,
+            content_sid=first(form, "ContentSid") or "",
+            content_variables=first(form, "ContentVariables") or "",
         )
 
 
@@ -131,6 +142,7 @@ def message_resource(
         "test": test,
         "status_callback": request.status_callback,
         "validity_period": request.validity_period,
+        "content_sid": request.content_sid or None,
     }
 
 
