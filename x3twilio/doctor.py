@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -12,11 +12,13 @@ import requests
 from x3twilio.checks import Check
 from x3twilio.config import Config
 from x3twilio.errors import RemoteError, X3FieldError
+from x3twilio.locales import X3_LANGUAGES, canonical
 from x3twilio.quiethours import window_hours
+from x3twilio.rules import Rule
 from x3twilio.segments import segment_info, ucs2_characters
 from x3twilio.senders.twilio import API_VERSION
 from x3twilio.sources import Source
-from x3twilio.templates import SAMPLES
+from x3twilio.templates import SAMPLES, Template, known_locale
 from x3twilio.transport import Retrier, make_session, reason_of
 from x3twilio.x3 import make_client
 from x3twilio.x3.rest import RestClient
@@ -24,26 +26,102 @@ from x3twilio.yamlnode import seconds_text
 
 
 def template_warnings(config: Config) -> list[str]:
-    """SMS templates that turn UCS-2 for one character, or run past the segment budget."""
+    """SMS templates that turn UCS-2 for one character, or run past the segment budget; a rule
+    with texts by language, each text as its language writes dates and amounts."""
     warnings = []
     for rule in config.rules:
         if rule.channel != "sms":
             continue
         source = config.sources[rule.source]
-        sample = rule.template.render(partial(_sample, source))
-        odd = ucs2_characters(rule.template.literals)  # its text and fallbacks
-        if odd:
-            warnings.append(
-                f"rule {rule.name}: {', '.join(map(repr, odd))} makes every "
-                "message UCS-2 (70 characters a segment instead of 160)"
-            )
-        info = segment_info(sample)
-        if info.segments > config.sending.max_segments:
-            warnings.append(
-                f"rule {rule.name}: about {info.segments} segments per message "
-                f"(sending.max_segments is {config.sending.max_segments})"
-            )
+        for language, template in _texts(rule):
+            warnings += _sms_warnings(config, rule.name, source, template, language)
     return warnings
+
+
+def _texts(rule: Rule) -> list[tuple[str, Template]]:
+    """(language key, message) of each text of `rule`; ("", message) for its one text."""
+    if not rule.translations:
+        return [("", rule.template)]
+    return [(key, message) for key, (message, _) in rule.translations.items()]
+
+
+def _sms_warnings(
+    config: Config, rule: str, source: Source, template: Template, language: str
+) -> list[str]:
+    where = f"rule {rule} ({language})" if language else f"rule {rule}"
+    sample = template.render(partial(_sample, source), canonical(language) if language else None)
+    warnings = []
+    odd = ucs2_characters(template.literals)  # its text and fallbacks
+    formatted = ucs2_characters(sample)  # what the language writes: "1\u202f234,50", "março"
+    if odd or formatted:
+        why = "" if odd else f" (in dates or amounts as {language} writes them)"
+        warnings.append(
+            f"{where}: {', '.join(map(repr, odd or formatted))}{why} makes every "
+            "message UCS-2 (70 characters a segment instead of 160)"
+        )
+    info = segment_info(sample)
+    if info.segments > config.sending.max_segments:
+        warnings.append(
+            f"{where}: about {info.segments} segments per message "
+            f"(sending.max_segments is {config.sending.max_segments})"
+        )
+    return warnings
+
+
+def language_warnings(config: Config) -> list[str]:
+    """Rules whose translations use different placeholders, and languages Babel does not
+    know (their dates and amounts are written as without a language)."""
+    warnings = []
+    for rule in config.rules:
+        used = {
+            key: message.names | (subject.names if subject else set())
+            for key, (message, subject) in rule.translations.items()
+        }
+        differences = placeholder_differences(used)
+        if differences:
+            warnings.append(
+                f"rule {rule.name}: translations use different placeholders: " + differences
+            )
+        unknown = [key for key in rule.translations if not known_locale(key)]
+        if unknown:
+            warnings.append(f"rule {rule.name}: {_unknown(unknown)}")
+    tags = {code: tag for code, tag in config.languages.items() if X3_LANGUAGES.get(code) != tag}
+    warnings += [
+        f"languages.{code}: {_unknown([tag])}"
+        for code, tag in tags.items()
+        if not known_locale(tag)
+    ]
+    return warnings
+
+
+def placeholder_differences(used: Mapping[str, set[str]]) -> str:
+    """`fr lacks {expected_date}; de has {amount} the others do not`, or "" when every
+    language reads the same names. With two languages, the one without a name lacks it."""
+    if len(used) < 2:
+        return ""
+    everything = set().union(*used.values())
+    counts = {name: sum(name in names for names in used.values()) for name in everything}
+    single = {name for name, count in counts.items() if count == 1} if len(used) > 2 else set()
+    phrases = []
+    for key, names in used.items():
+        lacks, only = sorted(everything - names - single), sorted(names & single)
+        if lacks:
+            phrases.append(f"{key} lacks {_braced(lacks)}")
+        if only:
+            phrases.append(f"{key} has {_braced(only)} the others do not")
+    return "; ".join(phrases)
+
+
+def _braced(names: list[str]) -> str:
+    return ", ".join(f"{{{name}}}" for name in names)
+
+
+def _unknown(tags: list[str]) -> str:
+    shown = ", ".join(map(repr, tags))
+    return (
+        f"Babel knows no language {shown}: dates and amounts in it are written as without "
+        "a language"
+    )
 
 
 def delay_warnings(config: Config) -> list[str]:

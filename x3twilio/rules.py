@@ -5,19 +5,20 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from x3twilio.decoding import parse_stamp
+from x3twilio.locales import X3_LANGUAGES, choose, load_texts
+from x3twilio.model import Channel, is_channel
 from x3twilio.phones import is_e164
 from x3twilio.quiethours import QuietHours
 from x3twilio.sources import Record, Source
-from x3twilio.templates import Template, TemplateError, compile_template
+from x3twilio.templates import Template
 from x3twilio.yamlnode import Node, did_you_mean
 
-CHANNELS = ("sms", "email", "voice")
 # What a rule may hold: `done` suggests these even when a rule did not read them (`due`).
 RULE_KEYS = (
     "name",
@@ -130,21 +131,38 @@ class Rule:
     due: DueTrigger | None
     once_per: tuple[str, ...]
     recipients: tuple[Recipient, ...]
-    channel: str
+    channel: Channel
     template: Template
     subject: Template | None = None  # email only
     urgent: bool = False  # sent even in quiet hours
     quiet_hours: QuietHours | bool = True  # True: the sending section's window
     max_delay: float | None = None  # seconds; also Twilio's ValidityPeriod
+    # language key -> (message, subject), in the file's order (the first: `template`, `subject`);
+    # empty when the rule has one text for everyone.
+    translations: Mapping[str, tuple[Template, Template | None]] = field(default_factory=dict)
 
     def names(self) -> set[str]:
-        """Every field this rule reads: conditions, due date, once_per, templates."""
-        used = {c.name for c in self.conditions} | set(self.once_per) | self.template.names
+        """Every field this rule reads: conditions, due date, once_per, templates (in every
+        language)."""
+        used = {c.name for c in self.conditions} | set(self.once_per)
         if self.due:
             used.add(self.due.field)
-        if self.subject:
-            used |= self.subject.names
+        texts = [(self.template, self.subject), *self.translations.values()]
+        for template, subject in texts:
+            used |= template.names | (subject.names if subject else set())
         return used
+
+    def text_for(
+        self, *x3_codes: str, table: Mapping[str, str] = X3_LANGUAGES
+    ) -> tuple[Template, Template | None, str | None]:
+        """(message, subject, locale to render with) for a recipient whose X3 language codes
+        are `x3_codes`, most preferred first (contact's CNTLAN, partner's LAN); `table`: the
+        configuration's `languages`. One text for everyone: no locale, rendered as written."""
+        if not self.translations:
+            return self.template, self.subject, None
+        key, locale = choose(list(self.translations), *x3_codes, table=table)
+        template, subject = self.translations[key]
+        return template, subject, locale
 
     def quiet_window(self, default: QuietHours | None) -> QuietHours | None:
         """The window that holds this rule back: its own, the sending section's, or none."""
@@ -224,10 +242,9 @@ def _load_rule(
             hint = did_you_mean(name, source.names())
             raise spec.error("once_per", f"[{i}] unknown field {name!r} of {source_name}{hint}")
     channel = spec.get("channel", str, "sms")
-    if channel not in CHANNELS:
+    if not is_channel(channel):
         raise spec.error("channel", f"unknown channel {channel!r}; expected sms, email or voice")
-    template = _template(spec, "message", source)
-    subject = _template(spec, "subject", source) if channel == "email" else None
+    template, subject, translations = load_texts(spec, _kinds(source), channel)
     max_delay = spec.duration("max_delay", 0.0) or None
     if max_delay is not None and not 1 <= max_delay <= 36000:
         raise spec.error("max_delay", "expected 1s to 10h (Twilio's ValidityPeriod range)")
@@ -244,18 +261,12 @@ def _load_rule(
         urgent=spec.get("urgent", bool, False),
         quiet_hours=_load_quiet(spec),
         max_delay=max_delay,
+        translations=translations,
     )
     spec.done(also=RULE_KEYS)
     if not conditions and not due:
         raise spec.error("when", "a rule needs conditions (when:) or a due: trigger")
     return rule
-
-
-def _template(spec: Node, key: str, source: Source) -> Template:
-    try:
-        return compile_template(spec.get(key, str), _kinds(source))
-    except TemplateError as exc:
-        raise spec.error(key, str(exc)) from None
 
 
 def _load_quiet(spec: Node) -> QuietHours | bool:

@@ -11,14 +11,19 @@ message is in the operator's language, which a built-in word would not be.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from x3twilio.yamlnode import did_you_mean
+
+if TYPE_CHECKING:
+    from babel import Locale
 
 # A sample value per kind, to prove a format spec works before any message is sent.
 SAMPLES: dict[str, Any] = {
@@ -54,9 +59,10 @@ class Template:
         """Every character the template itself writes: its text and its fallbacks."""
         return "".join(literal + (fallback or "") for literal, _, _, fallback in self.parts)
 
-    def render(self, value: Callable[[str], Any]) -> str:
+    def render(self, value: Callable[[str], Any], locale: str | None = None) -> str:
         """Fill the placeholders with value(name); an empty value writes its fallback, or
-        nothing when the placeholder has none."""
+        nothing when the placeholder has none. With a `locale` (`fr_FR`), dates and amounts
+        follow that language's conventions: month and day names, decimal and group marks."""
         out = []
         for literal, name, spec, fallback in self.parts:
             out.append(literal)
@@ -66,7 +72,7 @@ class Template:
             if fallback is not None and is_empty(found):
                 out.append(fallback)
             else:
-                out.append(_format(found, spec))
+                out.append(_format(found, spec) if locale is None else _local(found, spec, locale))
         return "".join(out)
 
 
@@ -81,6 +87,65 @@ def _format(value: Any, spec: str) -> str:
     if spec and isinstance(value, int | float) and not isinstance(value, bool):
         value = Decimal(str(value))  # raw X3 numbers accept the decimal specs too
     return format(value, spec)
+
+
+# strftime directives that write words: Babel writes them in the locale's language.
+_NAMED = {"%B": "MMMM", "%b": "MMM", "%A": "EEEE", "%a": "EEE"}
+_DIRECTIVE = re.compile(r"%[-_0^#]?.")
+# The number in what format() wrote: its digits, "," groups and "." decimals; a fill
+# character around it (even "." or ",") is left alone.
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def _local(value: Any, spec: str, tag: str) -> str:
+    """`value` as `_format` writes it, in the conventions of the language `tag`."""
+    locale = _babel_locale(tag)
+    if locale is None or value is None:
+        return _format(value, spec)
+    if isinstance(value, date):  # a datetime too
+        return _local_date(value, spec, locale)
+    if isinstance(value, Decimal | int | float) and not isinstance(value, bool):
+        return _local_number(_format(value, spec), locale)
+    return _format(value, spec)
+
+
+def known_locale(tag: str) -> bool:
+    """Whether Babel knows the language `tag` (`fr_FR`, `pt-BR`); it imports Babel."""
+    return _babel_locale(tag) is not None
+
+
+@lru_cache(maxsize=64)
+def _babel_locale(tag: str) -> Locale | None:
+    """Babel's locale for `tag`; None for one it does not know (`check` warns about those):
+    the message still goes, with dates and amounts as without a language."""
+    from babel import Locale, UnknownLocaleError  # only a localized render pays for Babel
+
+    try:
+        return Locale.parse(tag.replace("-", "_"))  # pt-BR as people write it: pt_BR
+    except (UnknownLocaleError, ValueError):
+        return None
+
+
+def _local_date(value: date, spec: str, locale: Locale) -> str:
+    from babel.dates import format_date, format_datetime
+
+    if not spec:
+        if isinstance(value, datetime):
+            return format_datetime(value, "medium", locale=locale)
+        return format_date(value, "medium", locale=locale)
+
+    def directive(match: re.Match[str]) -> str:
+        pattern = _NAMED.get(match[0])
+        return format_date(value, pattern, locale=locale) if pattern else value.strftime(match[0])
+
+    return _DIRECTIVE.sub(directive, spec)
+
+
+def _local_number(text: str, locale: Locale) -> str:
+    from babel.numbers import get_decimal_symbol, get_group_symbol
+
+    marks = {",": get_group_symbol(locale), ".": get_decimal_symbol(locale)}
+    return _NUMBER.sub(lambda found: "".join(marks.get(c, c) for c in found[0]), text, count=1)
 
 
 def compile_template(text: str, kinds: Mapping[str, str]) -> Template:

@@ -19,7 +19,12 @@ def check(app: App, offline: bool, as_json: bool) -> None:
     Example:
       x3twilio --config x3twilio.yaml check --offline
     """
-    from x3twilio.doctor import check_online, delay_warnings, template_warnings
+    from x3twilio.doctor import (
+        check_online,
+        delay_warnings,
+        language_warnings,
+        template_warnings,
+    )
     from x3twilio.state import usable
 
     app.json_for = "check" if as_json else None
@@ -28,7 +33,7 @@ def check(app: App, offline: bool, as_json: bool) -> None:
     rules, sources = len(config.rules), len(config.used_sources())
     if not as_json:
         app.say(f"{config.file}: valid ({rules} rules over {sources} sources)")
-    warnings = [*template_warnings(config), *delay_warnings(config)]
+    warnings = [*template_warnings(config), *language_warnings(config), *delay_warnings(config)]
     for warning in warnings:
         if not app.quiet:
             click.echo(f"warning: {warning}", err=True)

@@ -11,6 +11,7 @@ from x3twilio.config.model import Config
 from x3twilio.config.options import declared
 from x3twilio.config.sections import (
     load_groups,
+    load_languages,
     load_monitoring,
     load_region,
     load_retry,
@@ -111,6 +112,7 @@ def _build(root: Node, path: Path, state_dir: str | None) -> Config:
         groups=groups,
         sources=sources,
         rules=load_rules(root, sources, groups),
+        languages=load_languages(root),
     )
     root.done()
     _check_channels(root, config)

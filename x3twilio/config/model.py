@@ -13,6 +13,7 @@ from pathlib import Path
 
 from x3twilio.config.options import DAY, TIMEOUT, about
 from x3twilio.config.x3_model import X3Config
+from x3twilio.locales import X3_LANGUAGES
 from x3twilio.quiethours import QuietHours
 from x3twilio.rules import Rule
 from x3twilio.sources import Source
@@ -354,6 +355,15 @@ class Config:
         )
     )
     rules: tuple[Rule, ...] = field(metadata=about("see below", shown="—"))
+    languages: Mapping[str, str] = field(  # X3 code -> tag: which text of a rule to send
+        default_factory=lambda: dict(X3_LANGUAGES),
+        metadata=about(
+            "the language tag (`fr_FR`) an X3 language code (`LAN`, `CNTLAN`) stands for, "
+            "adding to or replacing the built-in codes; see [languages](#languages)",
+            key="languages.CODE",
+            shown=", ".join(f"`{code}` {tag}" for code, tag in X3_LANGUAGES.items()),
+        ),
+    )
 
     def used_sources(self) -> list[Source]:
         """The sources some rule reads, in rule order."""

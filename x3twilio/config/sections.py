@@ -15,6 +15,7 @@ from x3twilio.config.model import (
 )
 from x3twilio.config.options import declared, read
 from x3twilio.config.urls import service_url
+from x3twilio.locales import TAG_FORMS, X3_LANGUAGES, is_tag, is_x3_code
 from x3twilio.phones import is_e164
 from x3twilio.quiethours import QuietHours, zone_named
 from x3twilio.rules import fits
@@ -46,6 +47,19 @@ def load_twilio(node: Node) -> TwilioConfig:
         raise node.error("api_key_secret", "api_key_sid and api_key_secret go together")
     node.done()
     return twilio
+
+
+def load_languages(root: Node) -> dict[str, str]:
+    """X3 language code -> language tag: the built-in table, with `languages:` over it."""
+    table = dict(X3_LANGUAGES)
+    for code, tag in root.items("languages"):
+        where = f"languages.{code}"
+        if not is_x3_code(code):
+            raise root.error(where, "expected an X3 language code (up to 3 letters or digits)")
+        if not isinstance(tag, str) or not is_tag(tag):
+            raise root.error(where, f"expected {TAG_FORMS}, got {tag!r}")
+        table[code.upper()] = tag
+    return table
 
 
 def load_region(root: Node) -> str:
