@@ -14,7 +14,7 @@ import yaml
 from tests.test_poll import ONLY_PO_APPROVED
 from x3twilio.config import Config, load_config
 from x3twilio.decoding import parse_stamp
-from x3twilio.outbox import Notification
+from x3twilio.model import Notification
 from x3twilio.pipeline import Poller
 from x3twilio.x3.base import Page
 from x3twilio.x3.partners import Contact, PartnerRecord

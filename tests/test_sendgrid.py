@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from x3twilio.config import RetryConfig
-from x3twilio.outbox import Notification
+from x3twilio.model import Notification
 from x3twilio.senders.sendgrid import SendGridConfig, SendGridError, SendGridSender, as_html
 from x3twilio.simulators import RunningServer, serve
 from x3twilio.simulators.sendgrid import DEFAULT_SENDER, SendGridSimulator

@@ -10,7 +10,8 @@ import pytest
 
 from x3twilio.audit import AuditLog, read_records
 from x3twilio.errors import LockHeld, StateError
-from x3twilio.outbox import Notification, Outbox, notification_id
+from x3twilio.model import Notification, notification_id
+from x3twilio.outbox import Outbox
 from x3twilio.state import Watermarks, run_lock
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from x3twilio.outbox import FILENAME, Notification, Outbox, notification_id
+from x3twilio.model import Notification, Voicemail, notification_id
+from x3twilio.outbox import FILENAME, Outbox
 
 T0, T1, T2 = "2026-12-02T10:00:00.000Z", "2026-12-02T10:01:00.000Z", "2026-12-02T10:02:00.000Z"
 
@@ -95,16 +96,18 @@ def test_opt_outs_inbound_outcomes_and_voicemails(outbox: Outbox) -> None:
     outbox.record_inbound("SM1", "logged", T0)
     assert outbox.inbound_outcome("SM1") == "logged"
     assert outbox.inbound_outcome("SM2") is None
-    outbox.voicemail("CA1", from_number="+33698765432", recording_url="")
+    outbox.voicemail(Voicemail("CA1", from_number="+33698765432", recording_url=""))
     assert outbox.voicemails_waiting() == []  # no recording yet
-    merged = outbox.voicemail("CA1", recording_url="https://api.twilio.com/RE1", transcription="")
-    assert (merged["from_number"], merged["recording_url"]) == (
+    told = Voicemail("CA1", recording_url="https://api.twilio.com/RE1", transcription="")
+    merged = outbox.voicemail(told)  # what this callback leaves empty keeps what was known
+    assert (merged.from_number, merged.recording_url) == (
         "+33698765432",
         "https://api.twilio.com/RE1",
     )
-    assert [v["call_sid"] for v in outbox.voicemails_waiting()] == ["CA1"]
-    with pytest.raises(ValueError, match="not a voicemail column"):
-        outbox.voicemail("CA1", notes="x")
+    assert outbox.voicemails_waiting() == [merged]
+    logged = outbox.voicemail(Voicemail("CA1", logged=1))
+    assert (logged.logged, logged.from_number, logged.transcribed) == (1, "+33698765432", 0)
+    assert outbox.voicemails_waiting() == []
 
 
 def test_an_outbox_from_before_the_partner_column_opens_and_migrates(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from x3twilio.config import RetryConfig, TwilioConfig
 from x3twilio.errors import ConfigError, TwilioError
-from x3twilio.outbox import Notification
+from x3twilio.model import Notification
 from x3twilio.senders.twilio import TwilioApiError, TwilioSender, TwilioVoiceSender
 from x3twilio.simulators import RunningServer, read_body, serve
 from x3twilio.simulators.twilio import TwilioSimulator

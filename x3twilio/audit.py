@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from x3twilio.errors import StateError
+from x3twilio.model import Event
 from x3twilio.state import ensure_dir, fsync_dir
 
 SCHEMA_VERSION = 1
@@ -86,7 +87,7 @@ class AuditLog:
         self._segment: tuple[str, int] = ("", 0)
         self._following = ""  # the next segment's path: once it exists, ours is closed
 
-    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+    def write(self, event: Event, **fields: Any) -> dict[str, Any]:
         now = self.clock()
         record = {"v": SCHEMA_VERSION, "ts": iso_ms(now), "event": event, "run_id": self.run_id}
         record.update((k, v) for k, v in fields.items() if v is not None or k in _KEEP_NULL)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from x3twilio.outbox import Notification
+from x3twilio.model import Notification
 
 
 class Sender(Protocol):

@@ -17,6 +17,7 @@ import requests
 import yaml
 
 from x3twilio.errors import ExitCode, X3TwilioError
+from x3twilio.model import Count, Counts
 from x3twilio.simulators import RunningServer, serve
 from x3twilio.simulators.sendgrid import DEFAULT_SENDER, SendGridSimulator
 from x3twilio.simulators.twilio import TwilioSimulator
@@ -272,8 +273,8 @@ def _unready(environ: object, start_response: Any) -> list[bytes]:
 
 
 def _counts(
-    counts: Counter[str],
-    keys: tuple[str, ...] = ("records", "queued", "sent", "failed", "skipped", "deferred"),
+    counts: Counts,
+    keys: tuple[Count, ...] = ("records", "queued", "sent", "failed", "skipped", "deferred"),
 ) -> str:
     return ", ".join(f"{k} {counts[k]}" for k in keys)
 

@@ -19,6 +19,7 @@ from x3twilio.config import Config
 from x3twilio.errors import ExitCode, RemoteError, X3TwilioError
 from x3twilio.ingest_replies import Replies
 from x3twilio.ingest_statuses import Statuses
+from x3twilio.model import Counts, Event, Voicemail
 from x3twilio.notes import NoteWriter
 from x3twilio.outbox import Outbox
 from x3twilio.phonebook import PhoneBook
@@ -42,7 +43,7 @@ CHANNELS = {"sms": "sms", "voice": "voice", "recording": "voice", "transcription
 @dataclass
 class IngestReport:
     run_id: str
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counts = field(default_factory=Counter)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -121,7 +122,7 @@ class Ingester:
             self.outbox.close()
         return self.report
 
-    def _audit(self, event: str, **fields: Any) -> dict[str, Any]:
+    def _audit(self, event: Event, **fields: Any) -> dict[str, Any]:
         """One audit record; those about an item `replay` put back say which (`replay_of`)."""
         if self.replay_of and not event.startswith("run."):
             fields.setdefault("replay_of", self.replay_of)
@@ -190,17 +191,18 @@ class Ingester:
         for vm in self.replies.voicemails_due():
             if self.x3_down:
                 return
-            sid, sender = str(vm["call_sid"]), str(vm["from_number"] or "")
             try:
                 self.replies.log_voicemail(vm)
             except RemoteError as exc:
-                self._inbound_failed({"CallSid": sid, "From": sender}, "voice", exc)
+                self._inbound_failed(
+                    {"CallSid": vm.call_sid, "From": vm.from_number or ""}, "voice", exc
+                )
                 if exc.transient:
                     self.in_a_row += 1
                     self.x3_down = self.in_a_row >= DOWN_AFTER
                 continue
             self.in_a_row = 0
-            self.outbox.voicemail(sid, logged=1)
+            self.outbox.voicemail(Voicemail(vm.call_sid, logged=1))
 
     def _failing(self, item: Spooled) -> None:
         self.retry.append(item)

@@ -4,7 +4,6 @@ about the document it names (or the last one we sent to that number)."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from x3twilio.audit import iso_ms
 from x3twilio.config import Config
 from x3twilio.decoding import parse_stamp
 from x3twilio.ingest_statuses import Statuses
+from x3twilio.model import Counts, InboundAudit, Voicemail
 from x3twilio.notes import Note, NoteWriter
 from x3twilio.outbox import Outbox
 from x3twilio.phonebook import PhoneBook
@@ -31,8 +31,8 @@ class Replies:
         notes: NoteWriter,
         phonebook: PhoneBook,
         statuses: Statuses,
-        audit: Callable[..., dict[str, Any]],
-        counts: Counter[str],
+        audit: InboundAudit,
+        counts: Counts,
         clock: Callable[[], datetime],
     ) -> None:
         self.config, self.outbox, self.notes, self.phonebook = config, outbox, notes, phonebook
@@ -55,16 +55,18 @@ class Replies:
 
     def voice(self, params: dict[str, str], inbound: Inbound) -> None:
         self.outbox.voicemail(
-            params.get("CallSid", ""), from_number=params.get("From"), to_number=params.get("To")
+            Voicemail(params.get("CallSid", ""), params.get("From"), params.get("To"))
         )
 
     def recording(self, params: dict[str, str], inbound: Inbound) -> None:
         if params.get("RecordingStatus", "completed") == "completed":
             self.outbox.voicemail(
-                params.get("CallSid", ""),
-                recording_sid=params.get("RecordingSid"),
-                recording_url=params.get("RecordingUrl"),
-                recorded_at=inbound.received,
+                Voicemail(
+                    params.get("CallSid", ""),
+                    recording_sid=params.get("RecordingSid"),
+                    recording_url=params.get("RecordingUrl"),
+                    recorded_at=inbound.received,
+                )
             )
 
     def transcription(self, params: dict[str, str], inbound: Inbound) -> None:
@@ -74,49 +76,44 @@ class Replies:
             else None
         )
         self.outbox.voicemail(
-            params.get("CallSid", ""),
-            transcription=text,
-            transcribed=1,
-            from_number=params.get("From"),
-            to_number=params.get("To"),
-            recording_url=params.get("RecordingUrl"),
-            recorded_at=inbound.received,
+            Voicemail(
+                params.get("CallSid", ""),
+                params.get("From"),
+                params.get("To"),
+                recording_url=params.get("RecordingUrl"),
+                recorded_at=inbound.received,
+                transcription=text,
+                transcribed=1,
+            )
         )
 
-    def voicemails_due(self) -> Iterator[dict[str, object]]:
+    def voicemails_due(self) -> Iterator[Voicemail]:
         """Voicemails to log now: transcribed, or no longer worth waiting for."""
         wait = timedelta(seconds=self.config.inbound.transcription_wait)
         for vm in self.outbox.voicemails_waiting():
             try:
-                recorded = parse_stamp(str(vm["recorded_at"]))
+                recorded = parse_stamp(vm.recorded_at or "")
             except ValueError:  # kept by an older version from a payload it did not check
                 recorded = self.clock() - wait
-            if not vm["transcribed"] and self.clock() - recorded < wait:
+            if not vm.transcribed and self.clock() - recorded < wait:
                 continue
             yield vm
 
-    def log_voicemail(self, vm: dict[str, object]) -> None:
+    def log_voicemail(self, vm: Voicemail) -> None:
         """One voicemail as a note, with its transcription when there is one."""
-        sid, sender = str(vm["call_sid"]), str(vm["from_number"] or "")
-        text = str(vm["transcription"] or "(no transcription)")
-        note = self._note(
-            sender,
-            sid,
-            str(vm["transcription"] or ""),
-            str(vm["recorded_at"]),
-            "voice",
-            text,
-        )
+        sender, said = vm.from_number or "", vm.transcription or ""
+        text = said or "(no transcription)"
+        note = self._note(sender, vm.call_sid, said, str(vm.recorded_at), "voice", text)
         if note is not None:
-            note = replace(note, recording_url=str(vm["recording_url"] or ""))
+            note = replace(note, recording_url=vm.recording_url or "")
         self._log(
             note,
-            sid,
+            vm.call_sid,
             sender,
-            str(vm["to_number"] or ""),
+            vm.to_number or "",
             "voice",
-            recording_url=vm["recording_url"],
-            transcription=vm["transcription"],
+            recording_url=vm.recording_url,
+            transcription=vm.transcription,
         )
 
     def _note(

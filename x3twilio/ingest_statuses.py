@@ -3,12 +3,11 @@ START): what Twilio tells about what we sent, kept in the outbox and the audit t
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from x3twilio.audit import iso_ms
+from x3twilio.model import Counts, InboundAudit
 from x3twilio.outbox import Outbox
 from x3twilio.spool_payload import Inbound
 
@@ -53,8 +52,8 @@ class Statuses:
     def __init__(
         self,
         outbox: Outbox,
-        audit: Callable[..., dict[str, Any]],
-        counts: Counter[str],
+        audit: InboundAudit,
+        counts: Counts,
         clock: Callable[[], datetime],
     ) -> None:
         self.outbox, self.audit, self.counts, self.clock = outbox, audit, counts, clock

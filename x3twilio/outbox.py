@@ -7,20 +7,19 @@ idempotency key, whatever the length of the history.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from x3twilio.errors import StateError
+from x3twilio.model import Notification, Voicemail
 from x3twilio.state import ensure_dir
 
 FILENAME = "outbox.sqlite3"
 
-# pending: to send · sending: a request may be in flight (reconcile before resending)
-# sent: Twilio accepted it · failed: permanent, for a person · skipped: never to send
+# The statuses a notification's row moves through: model.Status.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
     id TEXT PRIMARY KEY,
@@ -79,10 +78,16 @@ _FAILED = (
     " error_code=?, error_message=?, updated=? WHERE id=?"
 )
 _DELIVERY = "UPDATE notifications SET delivery=?, updated=? WHERE id=?"
-_VOICEMAIL = frozenset(
-    ("from_number", "to_number", "recording_sid", "recording_url", "recorded_at",
-     "transcription", "transcribed", "logged")
-)  # fmt: skip
+# What one voicemail callback tells is merged in; what it leaves empty keeps what is known.
+_VOICEMAIL = (
+    "UPDATE voicemails SET from_number=COALESCE(NULLIF(?, ''), from_number),"
+    " to_number=COALESCE(NULLIF(?, ''), to_number),"
+    " recording_sid=COALESCE(NULLIF(?, ''), recording_sid),"
+    " recording_url=COALESCE(NULLIF(?, ''), recording_url),"
+    " recorded_at=COALESCE(NULLIF(?, ''), recorded_at),"
+    " transcription=COALESCE(NULLIF(?, ''), transcription),"
+    " transcribed=MAX(transcribed, ?), logged=MAX(logged, ?) WHERE call_sid=?"
+)
 
 
 def _why(exc: sqlite3.Error) -> str:
@@ -95,34 +100,6 @@ def _why(exc: sqlite3.Error) -> str:
     else:
         hint = "if it is corrupt, move it aside and run `x3twilio state rebuild`"
     return f"{text} ({hint}); nothing of this batch was kept"
-
-
-def notification_id(*parts: str) -> str:
-    """A deterministic idempotency key: the same decision always gets the same id."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-    return f"n-{digest[:24]}"
-
-
-@dataclass(frozen=True)
-class Notification:
-    id: str
-    rule: str
-    source: str
-    record: str
-    channel: str
-    to: str
-    body: str
-    status: str = "pending"
-    reason: str | None = None  # why it was skipped
-    attempts: int = 0
-    provider_id: str | None = None
-    in_flight_since: str | None = None  # an attempt may have reached the provider
-    created: str = ""
-    error_code: int | None = None
-    error_message: str | None = None
-    subject: str | None = None  # email only
-    not_before: str = ""  # quiet hours: not sent before this time (UTC, ISO)
-    partner: str = ""  # CLASS:CODE of the supplier or customer it was sent to, if any
 
 
 def _note(row: sqlite3.Row) -> Notification:
@@ -378,27 +355,26 @@ class Outbox:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO inbound VALUES (?, ?, ?)", (item_id, outcome, now))
 
-    def voicemail(self, call_sid: str, **columns: object) -> dict[str, object]:
+    def voicemail(self, told: Voicemail) -> Voicemail:
         """Merge what one callback tells about a voicemail, and return all that is known."""
         with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO voicemails (call_sid) VALUES (?)", (call_sid,))
-            for name, value in columns.items():
-                if name not in _VOICEMAIL:
-                    raise ValueError(f"not a voicemail column: {name}")
-                if value not in (None, ""):
-                    db.execute(
-                        f"UPDATE voicemails SET {name}=? WHERE call_sid=?", (value, call_sid)
-                    )
-        cursor = self.db.execute("SELECT * FROM voicemails WHERE call_sid=?", (call_sid,))
-        names = [d[0] for d in cursor.description]
-        return dict(zip(names, cursor.fetchone(), strict=True))
+            db.execute("INSERT OR IGNORE INTO voicemails (call_sid) VALUES (?)", (told.call_sid,))
+            db.execute(
+                _VOICEMAIL,
+                (
+                    told.from_number, told.to_number, told.recording_sid, told.recording_url,
+                    told.recorded_at, told.transcription, told.transcribed, told.logged,
+                    told.call_sid,
+                ),
+            )  # fmt: skip
+        row = self.db.execute("SELECT * FROM voicemails WHERE call_sid=?", (told.call_sid,))
+        return Voicemail(**dict(row.fetchone()))
 
-    def voicemails_waiting(self) -> list[dict[str, object]]:
-        cursor = self.db.execute(
+    def voicemails_waiting(self) -> list[Voicemail]:
+        rows = self.db.execute(
             "SELECT * FROM voicemails WHERE logged=0 AND recording_url IS NOT NULL"
         )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return [Voicemail(**dict(row)) for row in rows]
 
     # -- state loss ------------------------------------------------------------------------
 

@@ -24,19 +24,19 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from x3twilio.explain import Explanation
-    from x3twilio.outbox import Notification
+    from x3twilio.model import Count, Notification
     from x3twilio.pipeline import Progress
 
 # -- JSON: one object on stdout, versioned -------------------------------------------------
 
 JSON_VERSION = 1  # bumped when a key changes meaning or goes away; new keys may appear
-POLL_COUNTS = (
+POLL_COUNTS: tuple[Count, ...] = (
     "records", "queued", "sent", "failed", "skipped", "duplicate", "deferred", "rejected",
 )  # fmt: skip
-DRY_RUN_COUNTS = ("records", "decided", "deferred", "rejected")
-INGEST_COUNTS = ("logged", "unmatched", "status", "failed")
-REPLAY_COUNTS = ("sent", "failed", "skipped", "deferred", "rejected")
-INBOUND_COUNTS = ("logged", "failed")
+DRY_RUN_COUNTS: tuple[Count, ...] = ("records", "decided", "deferred", "rejected")
+INGEST_COUNTS: tuple[Count, ...] = ("logged", "unmatched", "status", "failed")
+REPLAY_COUNTS: tuple[Count, ...] = ("sent", "failed", "skipped", "deferred", "rejected")
+INBOUND_COUNTS: tuple[Count, ...] = ("logged", "failed")
 
 
 def emit_json(command: str, exit_code: int, **fields: Any) -> None:
@@ -69,7 +69,7 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def counts(counter: Mapping[str, int], keys: Sequence[str]) -> dict[str, int]:
+def counts(counter: Mapping[Count, int], keys: Sequence[Count]) -> dict[str, int]:
     """The keys a script looks for (0 when nothing happened), then any others the run kept."""
     return {**dict.fromkeys(keys, 0), **{k: int(v) for k, v in sorted(counter.items())}}
 
@@ -203,7 +203,7 @@ class StatusLine:
         self.shown = 0  # characters on the line now
         self.last, self.doing = -math.inf, ""
 
-    def __call__(self, doing: str, pages: int, counts: Mapping[str, int]) -> None:
+    def __call__(self, doing: str, pages: int, counts: Mapping[Count, int]) -> None:
         now = self.clock()
         if doing != self.doing or now - self.last >= self.interval:  # a new step: at once
             self.last, self.doing = now, doing
@@ -224,7 +224,7 @@ class StatusLine:
             self.shown = 0
 
 
-def status_text(doing: str, pages: int, counts: Mapping[str, int]) -> str:
+def status_text(doing: str, pages: int, counts: Mapping[Count, int]) -> str:
     """`reading purchase_orders: 3 page(s), 240 records, 5 decided, 2 sent, 0 failed`."""
     decided = counts.get("decided") or counts.get("queued", 0) + counts.get("skipped", 0)
     return (
@@ -233,7 +233,7 @@ def status_text(doing: str, pages: int, counts: Mapping[str, int]) -> str:
     )
 
 
-def _nothing(doing: str, pages: int, counts: Mapping[str, int]) -> None:
+def _nothing(doing: str, pages: int, counts: Mapping[Count, int]) -> None:
     """Nothing to show: not a terminal, or -q."""
 
 

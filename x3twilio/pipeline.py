@@ -14,7 +14,8 @@ from x3twilio.channel import Sender
 from x3twilio.config import Config
 from x3twilio.decoding import Undecodable, parse_stamp, stamp_literal
 from x3twilio.errors import ExitCode, RemoteError
-from x3twilio.outbox import Notification, Outbox, notification_id
+from x3twilio.model import Count, Counts, Event, Notification, notification_id
+from x3twilio.outbox import Outbox
 from x3twilio.phones import to_e164
 from x3twilio.recovery import check_state
 from x3twilio.rules import Recipient, Rule, fits, needed
@@ -33,7 +34,7 @@ from x3twilio.x3.partners import PartnerDirectory
 @dataclass
 class RunReport:
     run_id: str
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counts = field(default_factory=Counter)
     decided: list[Notification] = field(default_factory=list)
     reads: dict[str, float] = field(default_factory=dict)  # source -> when read whole (epoch)
 
@@ -46,10 +47,10 @@ class Progress(Protocol):
     """Told how a run is going (after each page read, each notification decided or sent), for
     a live status on a terminal; `counts` are the run's counts so far, read at once."""
 
-    def __call__(self, doing: str, pages: int, counts: Mapping[str, int]) -> None: ...
+    def __call__(self, doing: str, pages: int, counts: Mapping[Count, int]) -> None: ...
 
 
-def no_progress(doing: str, pages: int, counts: Mapping[str, int]) -> None:
+def no_progress(doing: str, pages: int, counts: Mapping[Count, int]) -> None:
     """Show nothing: cron, pipes and -q."""
 
 
@@ -359,7 +360,8 @@ class Poller:
             return
         added = self.outbox.add(seen, notes, iso_ms(self.clock()))
         for n in added:
-            event = "notification.skipped" if n.status == "skipped" else "notification.queued"
+            skipped = n.status == "skipped"
+            event: Event = "notification.skipped" if skipped else "notification.queued"
             self._audit(event, n, reason=n.reason, **_segments(n))
             self.report.counts["skipped" if n.status == "skipped" else "queued"] += 1
         if report_dupes and len(added) < len(notes):
@@ -410,7 +412,7 @@ class Poller:
             self._audit("notification.queued", m)
         return added
 
-    def _audit(self, event: str, n: Notification, **extra: Any) -> None:
+    def _audit(self, event: Event, n: Notification, **extra: Any) -> None:
         if self._replay_of:
             extra["replay_of"] = self._replay_of
         self.audit.write(event, **audit_fields(n, event, **extra))

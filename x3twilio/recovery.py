@@ -17,7 +17,8 @@ from typing import Any
 from x3twilio.audit import audit_files, read_records
 from x3twilio.decoding import parse_stamp, stamp_literal
 from x3twilio.errors import StateError
-from x3twilio.outbox import Notification, Outbox
+from x3twilio.model import Notification, is_channel
+from x3twilio.outbox import Outbox
 from x3twilio.sources import Source
 from x3twilio.state import Watermarks
 
@@ -115,12 +116,13 @@ def _notifications(records: Iterable[dict[str, Any]]) -> Iterator[tuple[str, Not
             continue
         known = latest.get(nid)
         if event == "notification.queued" or known is None:
+            channel = rec.get("channel")
             known = Notification(
                 str(nid),
                 str(rec.get("rule", "")),
                 str(rec.get("source", "")),
                 str(rec.get("record", "")),
-                str(rec.get("channel", "sms")),
+                channel if is_channel(channel) else "sms",
                 str(rec.get("to", "")),
                 str(rec.get("body") or (known.body if known else "")),
                 status="sending",

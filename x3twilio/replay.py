@@ -9,7 +9,7 @@ from x3twilio.audit import iso_ms
 from x3twilio.config import Config
 from x3twilio.errors import ExitCode
 from x3twilio.ingest import Ingester, IngestReport
-from x3twilio.outbox import Notification
+from x3twilio.model import Notification
 from x3twilio.pipeline import Poller, RunReport
 from x3twilio.spool import Spool, Spooled
 

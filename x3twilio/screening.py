@@ -3,7 +3,7 @@ caps and digests. What is screened out is recorded in the outbox and the audit t
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 from x3twilio.audit import iso_ms
 from x3twilio.config import Config
 from x3twilio.decoding import parse_stamp
-from x3twilio.outbox import Notification, Outbox
+from x3twilio.model import Counts, Notification, NotificationAudit
+from x3twilio.outbox import Outbox
 from x3twilio.quiethours import held_until, until_text, zone_of
 from x3twilio.rules import Rule
 from x3twilio.senders.base import DIGEST_SEPARATOR
 
 MAX_BODY = 1600  # Twilio's limit for a concatenated SMS
 QUIET = "quiet_hours"
-Audit = Callable[..., None]
 
 
 def quiet_hold(
@@ -45,8 +45,8 @@ class Screening:
         self,
         config: Config,
         outbox: Outbox,
-        audit: Audit,
-        counts: Counter[str],
+        audit: NotificationAudit,
+        counts: Counts,
         rules: dict[str, Rule],
         clock: Callable[[], datetime],
     ) -> None:

@@ -14,7 +14,7 @@ long as its retry budget allows, and leaves the rest to the next run.
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -26,7 +26,8 @@ from x3twilio.channel import Sender
 from x3twilio.config import Config
 from x3twilio.decoding import parse_stamp
 from x3twilio.errors import RemoteError
-from x3twilio.outbox import Notification, Outbox
+from x3twilio.model import Counts, Event, Notification, NotificationAudit
+from x3twilio.outbox import Outbox
 from x3twilio.pacing import RateLimiter
 from x3twilio.rules import Rule
 from x3twilio.screening import Screening, digest_body
@@ -36,7 +37,6 @@ from x3twilio.transport import Outcome, outcome_of
 RETRY_FIRST, RETRY_CAP = 60.0, 3600.0  # seconds between a refused message and its next try
 NOT_FOUND = "not in Twilio's list once settled"
 LOOKING = "looking up what an unanswered request may have created"
-Audit = Callable[..., None]
 
 
 class Dispatcher:
@@ -44,8 +44,8 @@ class Dispatcher:
         self,
         config: Config,
         outbox: Outbox,
-        audit: Audit,
-        counts: Counter[str],
+        audit: NotificationAudit,
+        counts: Counts,
         senders: Mapping[str, Sender],
         clock: Callable[[], datetime],
         sleep: Callable[[float], None] = time.sleep,
@@ -400,7 +400,7 @@ def _stopping(exc: RemoteError, doing: str = "") -> RemoteError:
     )
 
 
-def audit_fields(n: Notification, event: str, **extra: Any) -> dict[str, Any]:
+def audit_fields(n: Notification, event: Event, **extra: Any) -> dict[str, Any]:
     """The fields every notification record carries (INTERFACE.md "Audit records")."""
     fields: dict[str, Any] = {
         "id": n.id,

@@ -19,7 +19,7 @@ import requests
 
 from x3twilio.config import SendGridConfig
 from x3twilio.errors import RemoteError
-from x3twilio.outbox import Notification
+from x3twilio.model import Notification
 from x3twilio.transport import Outcome, Retrier, never_connected, retry_after
 
 MAIL_SEND = "/v3/mail/send"

@@ -20,7 +20,7 @@ import requests
 
 from x3twilio.config import Config, TwilioConfig
 from x3twilio.errors import ConfigError, TwilioError
-from x3twilio.outbox import Notification
+from x3twilio.model import Notification
 from x3twilio.senders.base import DIGEST_SEPARATOR
 from x3twilio.transport import Outcome, Retrier, never_connected, retry_after
 
