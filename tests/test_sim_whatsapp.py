@@ -214,7 +214,7 @@ def test_a_content_sid_of_the_wrong_shape_should_be_refused_by_the_description(
 ) -> None:
     response = send(server, sim, template("HX123"))
 
-    assert response.status_code == 400
+    assert error_of(response) == (400, 21655)
     assert [refusal["parameter"] for refusal in sim.refusals] == ["ContentSid"]
     assert sim.messages == []
 

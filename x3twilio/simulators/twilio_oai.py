@@ -55,6 +55,7 @@ CODES: dict[tuple[str, str], int] = {
     ("CreateMessage", "StatusCallback"): 21609,
     ("CreateMessage", "ValidityPeriod"): 21624,
     ("CreateMessage", "MessagingServiceSid"): 21705,
+    ("CreateMessage", "ContentSid"): 21655,
     ("CreateCall", "To"): 21211,
     ("CreateCall", "From"): 21212,
     ("CreateCall", "Url"): 21205,
