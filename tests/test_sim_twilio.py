@@ -1164,7 +1164,7 @@ BAD_REQUESTS = {
     "bad_messaging_service_sid": sms(
         {"MessagingServiceSid": "MG123"}, 21705, "MessagingServiceSid"
     ),
-    "bad_content_sid": sms({"ContentSid": "HX12"}, 20001, "ContentSid"),
+    "bad_content_sid": sms({"ContentSid": "HX12"}, 21655, "ContentSid"),
     "media_url_11": sms({"MediaUrl": ["https://h.example/a.png"] * 11}, 20001, "MediaUrl"),
     "bad_send_at": sms({"SendAt": "tomorrow"}, 20001, "SendAt"),
     "bad_max_price": sms({"MaxPrice": "cheap"}, 20001, "MaxPrice"),
