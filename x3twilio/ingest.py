@@ -14,20 +14,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from x3twilio.audit import AuditLog, log_line, new_run_id, utc_now
+from x3twilio.audit import new_run_id, utc_now
 from x3twilio.config import Config
 from x3twilio.errors import ExitCode, RemoteError, X3TwilioError
 from x3twilio.ingest_replies import Replies
 from x3twilio.ingest_statuses import Statuses
 from x3twilio.model import Counts, Event, Voicemail
-from x3twilio.notes import NoteWriter
-from x3twilio.outbox import Outbox
-from x3twilio.phonebook import PhoneBook
+from x3twilio.notes import Notebook, NoteWriter
+from x3twilio.phonebook import Numbers, PhoneBook
+from x3twilio.run import opened
 from x3twilio.spool import Spool, Spooled
 from x3twilio.spool_payload import Inbound, Unusable
-from x3twilio.state import run_lock
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
+from x3twilio.x3.base import X3Client
 
 # A payload that keeps failing on a transient error (X3 answering 5xx for it) is quarantined
 # after MAX_ATTEMPTS runs in which X3 answered other items, or MAX_AGE after it was spooled
@@ -60,13 +60,19 @@ class Ingester:
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         replaying: Collection[str] = (),
+        x3: X3Client | None = None,
+        notes: Notebook | None = None,
+        phonebook: Numbers | None = None,
     ) -> None:
+        """`x3`, `notes` and `phonebook` default to the real ones; tests pass fakes."""
         self.config, self.clock = config, clock
         self.replaying = set(replaying)  # spooled names `replay` put back: audited replay_of
         self.replay_of: str | None = None
-        self.x3 = make_client(config.x3, make_session(), Retrier(config.retry, sleep=sleep))
-        self.notes = NoteWriter(config.inbound.notes, self.x3, config.x3.partners, config.sources)
-        self.phonebook = PhoneBook(
+        self.x3 = x3 or make_client(config.x3, make_session(), Retrier(config.retry, sleep=sleep))
+        self.notes: Notebook = notes or NoteWriter(
+            config.inbound.notes, self.x3, config.x3.partners, config.sources
+        )
+        self.phonebook: Numbers = phonebook or PhoneBook(
             config.state_dir,
             self.x3,
             config.x3.partners,
@@ -87,15 +93,18 @@ class Ingester:
         )
 
     def run(self) -> IngestReport:
-        with run_lock(self.config.state_dir, name="ingest.lock"):
-            self.outbox = Outbox(self.config.state_dir)
-            self.audit = AuditLog(
-                self.config.state_dir,
-                self.report.run_id,
-                self.clock,
-                mirror=log_line if self.config.monitoring.json_logs else None,
-            )
-            counts = self.report.counts
+        report = self.report
+        with opened(
+            self.config,
+            report.run_id,
+            self.clock,
+            report.counts,
+            lambda: report.exit_code,
+            lock="ingest.lock",
+            command="ingest",
+        ) as run:
+            self.outbox, self.audit = run.outbox, run.audit
+            counts = report.counts
             self.statuses = Statuses(self.outbox, self._audit, counts, self.clock)
             self.replies = Replies(
                 self.config,
@@ -107,7 +116,6 @@ class Ingester:
                 counts,
                 self.clock,
             )
-            self._audit("run.started", command="ingest")
             # One at a time, read as it comes; items that failed before go after the fresh
             # ones, so they never hold them up.
             for path in self.spool.claim_paths():
@@ -115,12 +123,7 @@ class Ingester:
             self._put_back()
             self._finish_voicemails()
             self.spool.prune()
-            self._audit(
-                "run.finished", counts=dict(self.report.counts), exit_code=self.report.exit_code
-            )
-            self.audit.close()
-            self.outbox.close()
-        return self.report
+        return report
 
     def _audit(self, event: Event, **fields: Any) -> dict[str, Any]:
         """One audit record; those about an item `replay` put back say which (`replay_of`)."""

@@ -14,9 +14,9 @@ from x3twilio.config import Config
 from x3twilio.decoding import parse_stamp
 from x3twilio.ingest_statuses import Statuses
 from x3twilio.model import Counts, InboundAudit, Voicemail
-from x3twilio.notes import Note, NoteWriter
+from x3twilio.notes import Note, Notebook
 from x3twilio.outbox import Outbox
-from x3twilio.phonebook import PhoneBook
+from x3twilio.phonebook import Numbers
 from x3twilio.phones import to_e164
 from x3twilio.spool_payload import Inbound
 
@@ -28,8 +28,8 @@ class Replies:
         self,
         config: Config,
         outbox: Outbox,
-        notes: NoteWriter,
-        phonebook: PhoneBook,
+        notes: Notebook,
+        phonebook: Numbers,
         statuses: Statuses,
         audit: InboundAudit,
         counts: Counts,

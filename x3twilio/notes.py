@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from x3twilio.config import NoteTarget
 from x3twilio.errors import X3Error
@@ -56,6 +57,12 @@ class Place:
 class Outcome:
     landed: list[str] = field(default_factory=list)  # CLASS:KEY of each record written
     refused: list[str] = field(default_factory=list)  # why a target could not take it
+
+
+class Notebook(Protocol):
+    """Where ingest writes a note: X3 (NoteWriter), or a fake in tests."""
+
+    def write(self, note: Note) -> Outcome: ...
 
 
 class NoteWriter:

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from x3twilio.phones import to_e164
 from x3twilio.state import write_atomic
@@ -14,6 +14,12 @@ from x3twilio.x3.base import X3Client
 from x3twilio.x3.partners import PartnerDirectory, PartnerShape
 
 FILENAME = "phonebook.json"
+
+
+class Numbers(Protocol):
+    """Who holds a number in X3 (PhoneBook), or a fake in tests."""
+
+    def find(self, number: str) -> tuple[str, str] | None: ...
 
 
 class PhoneBook:

@@ -9,22 +9,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from x3twilio.audit import AuditLog, iso_ms, log_line, new_run_id, utc_now
+from x3twilio.audit import iso_ms, new_run_id, utc_now
 from x3twilio.channel import Sender
 from x3twilio.config import Config
 from x3twilio.decoding import Undecodable, parse_stamp, stamp_literal
-from x3twilio.errors import ExitCode, RemoteError
-from x3twilio.model import Count, Counts, Event, Notification, notification_id
+from x3twilio.errors import ExitCode
+from x3twilio.model import Count, Counts, Event, Notification
 from x3twilio.outbox import Outbox
-from x3twilio.phones import to_e164
+from x3twilio.plan import decide, matching
+from x3twilio.recipients import Recipients
 from x3twilio.recovery import check_state
-from x3twilio.rules import Recipient, Rule, fits, needed
-from x3twilio.screening import MAX_BODY, QUIET, quiet_hold
-from x3twilio.segments import segment_info
+from x3twilio.rules import Rule, needed
+from x3twilio.run import opened
 from x3twilio.senders import make_senders
 from x3twilio.sending import Dispatcher, audit_fields
+from x3twilio.sinks import Applied, DryRun, Sink
 from x3twilio.sources import Record, Source, decode, fields_for, not_exposed, stamped
-from x3twilio.state import Watermarks, run_lock
+from x3twilio.state import Watermarks
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
 from x3twilio.x3.base import Page, X3Client
@@ -52,13 +53,6 @@ class Progress(Protocol):
 
 def no_progress(doing: str, pages: int, counts: Mapping[Count, int]) -> None:
     """Show nothing: cron, pipes and -q."""
-
-
-@dataclass
-class _Target:
-    identity: str  # what the idempotency key sees: the E.164 number or the raw text
-    to: str
-    reason: str | None = None  # why it is skipped, if it is
 
 
 class Poller:
@@ -91,7 +85,7 @@ class Poller:
         session = make_session()
         retrier = Retrier(config.retry, sleep=sleep)
         self.x3 = x3 or make_client(config.x3, session, retrier, self._needed)
-        self.partners = PartnerDirectory(self.x3, config.x3.partners)
+        self.recipients = Recipients(config, PartnerDirectory(self.x3, config.x3.partners))
         self.senders = (
             dict(senders) if senders is not None else make_senders(config, session, retrier)
         )
@@ -103,38 +97,43 @@ class Poller:
 
     def run(self) -> RunReport:
         if self.dry_run:
-            self.outbox = Outbox(self.config.state_dir, readonly=True)
+            sink = self._dry_run()
             self._decide_all()
+            self.report.decided = sink.decided
             return self.report
-        return self._locked("poll", self._poll_and_send)
+        return self._opened("poll", self._poll_and_send)
 
     def replay(self, wanted: Callable[[Notification], bool], include_permanent: bool) -> RunReport:
         """Retry failed notifications now; nothing with a provider id is ever sent again."""
         if self.dry_run:
-            self.outbox = Outbox(self.config.state_dir, readonly=True)
-            self.report.decided = [
-                self._held(n) for n in self.outbox.replayable(include_permanent) if wanted(n)
-            ]
+            sink = self._dry_run()
+            replayable = self.outbox.replayable(include_permanent)
+            self.report.decided = [sink.held(n) for n in replayable if wanted(n)]
             return self.report
-        return self._locked("replay", lambda: self._replay(wanted, include_permanent))
+        return self._opened("replay", lambda: self._replay(wanted, include_permanent))
 
-    def _locked(self, command: str, body: Callable[[], None]) -> RunReport:
-        with run_lock(self.config.state_dir):
-            self.outbox = Outbox(self.config.state_dir)
-            self.audit = AuditLog(
-                self.config.state_dir,
-                self.report.run_id,
-                self.clock,
-                mirror=log_line if self.config.monitoring.json_logs else None,
-            )
-            self.audit.write("run.started", command=command, sources=[s.name for s in self.sources])
-            try:
-                body()
-            except RemoteError as exc:
-                self._finish(error=str(exc))
-                raise
-            self._finish()
-        return self.report
+    def _dry_run(self) -> DryRun:
+        self.outbox = Outbox(self.config.state_dir, readonly=True)
+        sink = DryRun(self.config, self.outbox, self.report.counts, self.clock)
+        self.sink: Sink = sink
+        return sink
+
+    def _opened(self, command: str, body: Callable[[], None]) -> RunReport:
+        report = self.report
+        sources = [s.name for s in self.sources]
+        with opened(
+            self.config,
+            report.run_id,
+            self.clock,
+            report.counts,
+            lambda: report.exit_code,
+            command=command,
+            sources=sources,
+        ) as run:
+            self.outbox, self.audit = run.outbox, run.audit
+            self.sink = Applied(run.outbox, run.audit, self._audit, report.counts, self.clock)
+            body()
+        return report
 
     def _poll_and_send(self) -> None:
         self._decide_all()
@@ -151,16 +150,6 @@ class Poller:
             self.clock,
             self.sleep,
         )
-
-    def _finish(self, error: str | None = None) -> None:
-        self.audit.write(
-            "run.finished",
-            counts=dict(self.report.counts),
-            error=error,
-            exit_code=self.report.exit_code if error is None else ExitCode.UNAVAILABLE,
-        )
-        self.audit.close()
-        self.outbox.close()
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -216,15 +205,12 @@ class Poller:
             ]
             notes = [] if baseline else [n for r in fresh for n in self._decide(rules, r)]
             seen = [(source.name, r.key, r.stamp) for r in fresh]
-            self._store(seen, notes, report_dupes=not rereading)
+            self.sink.store(seen, notes, dupes=not rereading)
             for r in records:
                 stamp = parse_stamp(r.stamp)
                 newest = stamp if newest is None or stamp > newest else newest
-        if self.dry_run:
-            return
-        if newest is not None or baseline:
-            watermarks.save(source.name, stamp_literal(newest or hi))
-        self.outbox.prune_seen(source.name, stamp_literal(lo))
+        moved = stamp_literal(newest or hi) if newest is not None or baseline else None
+        self.sink.advance(watermarks, source, moved, stamp_literal(lo))
 
     def _poll_due(self, source: Source, rule: Rule) -> None:
         assert rule.due is not None
@@ -234,7 +220,7 @@ class Poller:
         first, last = rule.due.window(today)
         for records in self._pages(source, self.x3.due(source, code, first, last)):
             notes = [n for r in records if not source.is_closed(r) for n in self._decide([rule], r)]
-            self._store([], notes, report_dupes=False)
+            self.sink.store([], notes, dupes=False)
 
     def _pages(self, source: Source, pages: Iterator[Page]) -> Iterator[list[Record]]:
         fields = self._fields[source.name]
@@ -267,118 +253,22 @@ class Poller:
     def _reject(self, source: Source, exc: Undecodable) -> None:
         """A record X3 sent that cannot be read costs that record, not the source."""
         self.report.counts["rejected"] += 1
-        if not self.dry_run:
-            self.audit.write(
-                "record.rejected",
-                source=source.name,
-                record=exc.key,
-                field=exc.code,
-                value=exc.value if isinstance(exc.value, str | int | float) else repr(exc.value),
-                error=str(exc),
-            )
+        self.sink.reject(source, exc)
 
     def _decide(self, rules: list[Rule], record: Record) -> list[Notification]:
-        today = self.x3_now().date()
-        out = []
-        for rule in rules:
-            if not rule.matches(record, today):
-                continue
-            body = rule.template.render(record.value)[:MAX_BODY]
-            subject = rule.subject.render(record.value) if rule.subject else None
-            once = [str(record.value(name)) for name in rule.once_per]
-            partner = self._partner_key(record)
-            for recipient in rule.recipients:
-                for target in self._targets(recipient, record, rule.channel):
-                    nid = notification_id(
-                        rule.name,
-                        record.source.name,
-                        record.key,
-                        *once,
-                        rule.channel,
-                        target.identity,
-                    )
-                    out.append(
-                        Notification(
-                            nid,
-                            rule.name,
-                            record.source.name,
-                            record.key,
-                            rule.channel,
-                            target.to,
-                            body,
-                            "skipped" if target.reason else "pending",
-                            target.reason,
-                            subject=subject,
-                            partner=partner,
-                        )
-                    )
-        return out
-
-    def _partner_key(self, record: Record) -> str:
-        """CLASS:CODE of the record's supplier or customer, as replies are `matched`."""
-        if record.partner is None:
-            return ""
-        kind, code = record.partner
-        shape = self.config.x3.partners.get(kind)
-        return f"{shape.x3_class if shape else kind}:{code}"
-
-    def _targets(self, recipient: Recipient, record: Record, channel: str) -> list[_Target]:
-        if recipient.kind == "number":
-            return [_Target(recipient.value, recipient.value)]
-        if recipient.kind == "group":
-            members = self.config.groups[recipient.value]
-            return [_Target(m, m) for m in members if fits(m, channel)]
-        partner = record.partner
-        if partner is None:
-            return [_Target("none", "", "no_recipient")]
-        kind, code = partner
-        if recipient.value not in ("partner", kind):
-            return []  # e.g. a supplier-only rule over an open item of a customer
-        if channel == "email":
-            found = self.partners.record(kind, code)
-            email = found.email() if found else None
-            if email is None or not fits(email, "email"):
-                return [_Target(f"{kind}:{code}:{email}", email or "", "no_recipient")]
-            return [_Target(email, email)]
-        partner_record = self.partners.record(kind, code)
-        phone = partner_record.mobile(self.config.region) if partner_record else None
-        if phone is None:
-            return [_Target(f"{kind}:{code}:none", "", "no_recipient")]
-        number = to_e164(phone.text, phone.country or self.config.region)
-        if number is None:
-            return [_Target(f"{kind}:{code}:{phone.text}", phone.text, "invalid_number")]
-        return [_Target(number, number)]
-
-    def _store(
-        self, seen: list[tuple[str, str, str]], notes: list[Notification], report_dupes: bool
-    ) -> None:
-        if self.dry_run:
-            known = self.outbox.known([n.id for n in notes])
-            new = [self._held(n) for n in notes if n.id not in known]
-            self.report.decided.extend(new)
-            self.report.counts["decided"] += len(new)
-            return
-        added = self.outbox.add(seen, notes, iso_ms(self.clock()))
-        for n in added:
-            skipped = n.status == "skipped"
-            event: Event = "notification.skipped" if skipped else "notification.queued"
-            self._audit(event, n, reason=n.reason, **_segments(n))
-            self.report.counts["skipped" if n.status == "skipped" else "queued"] += 1
-        if report_dupes and len(added) < len(notes):
-            new_ids = {n.id for n in added}
-            for n in notes:
-                if n.id not in new_ids:
-                    self._audit("notification.skipped", n, status="skipped", reason="duplicate")
-                    self.report.counts["duplicate"] += 1
-
-    def _held(self, n: Notification) -> Notification:
-        """A dry run's decision as the send would treat it: deferred by quiet hours, or not."""
-        rule = next((r for r in self.config.rules if r.name == n.rule), None)
-        held = quiet_hold(self.config, rule, n.to, self.clock()) if n.status != "skipped" else None
-        if held is None:
-            return n
-        self.report.counts["deferred"] += 1
-        return replace(n, reason=QUIET, not_before=iso_ms(held[0]))
+        """What `record` calls for; its addresses are read from X3 only for the rules it fires."""
+        partner = self.recipients.partner_key(record)
+        return [
+            n
+            for rule in matching(rules, record, self.x3_now().date())
+            for n in decide(
+                rule,
+                record,
+                self.recipients.of(rule, record),
+                partner=partner,
+                languages=self.config.languages,
+            )
+        ]
 
     def _replay(self, wanted: Callable[[Notification], bool], include_permanent: bool) -> None:
         for n in self.outbox.replayable(include_permanent):
@@ -425,11 +315,3 @@ def _check_exposed(source: Source, codes: tuple[str, ...], row: dict[str, Any]) 
     for code in codes:
         if code not in row:
             raise not_exposed(source, code)
-
-
-def _segments(n: Notification) -> dict[str, Any]:
-    """SMS only: how many segments the body costs, and in which encoding."""
-    if n.channel != "sms":
-        return {}
-    info = segment_info(n.body)
-    return {"segments": info.segments, "encoding": info.encoding}

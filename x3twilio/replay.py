@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from x3twilio.audit import iso_ms
+from x3twilio.channel import Sender
 from x3twilio.config import Config
 from x3twilio.errors import ExitCode
 from x3twilio.ingest import Ingester, IngestReport
 from x3twilio.model import Notification
 from x3twilio.pipeline import Poller, RunReport
 from x3twilio.spool import Spool, Spooled
+from x3twilio.x3.base import X3Client
 
 Window = tuple[datetime | None, datetime | None]
 
@@ -35,7 +38,11 @@ def replay(
     ids: tuple[str, ...],
     include_permanent: bool,
     dry_run: bool,
+    *,
+    x3: X3Client | None = None,
+    senders: Mapping[str, Sender] | None = None,
 ) -> ReplayOutcome:
+    """`x3` and `senders` default to the real clients; tests pass fakes."""
     since, until = (iso_ms(t) if t else None for t in window)
 
     def wanted(n: Notification) -> bool:
@@ -46,7 +53,7 @@ def replay(
             and (until is None or n.created < until)
         )
 
-    poller = Poller(config, dry_run=dry_run)
+    poller = Poller(config, dry_run=dry_run, x3=x3, senders=senders)
     outcome = ReplayOutcome(poller.replay(wanted, include_permanent))
     spool = Spool(config.state_dir)
     # Failed (X3 refused them) and quarantined items (unreadable, malformed, unknown route,
@@ -60,7 +67,8 @@ def replay(
     if outcome.inbound and not dry_run:
         for item in outcome.inbound:
             spool.requeue(item)
-        outcome.ingest = Ingester(config, replaying={i.base for i in outcome.inbound}).run()
+        replaying = {i.base for i in outcome.inbound}
+        outcome.ingest = Ingester(config, replaying=replaying, x3=x3).run()
     return outcome
 
 

@@ -186,6 +186,16 @@ class PartnerRecord:
         found = [*(default.emails if default else ()), *(c.email for c in self._contacts())]
         return next((e for e in found if e), None)
 
+    def languages(self, reached: str, region: str) -> tuple[str, ...]:
+        """The X3 language codes to write to `reached` in, most preferred first: the language
+        of the contact whose mobile or e-mail it is (CNTLAN), then the partner's (LAN)."""
+        own = (
+            c.language
+            for c in self._contacts()
+            if reached in (c.email, to_e164(c.mobile, self.country_of(c) or region))
+        )
+        return tuple(code for code in (next(own, ""), self.language) if code)
+
     def phones(self) -> Iterator[Phone]:
         """Every number X3 holds for this partner (who may be texting us)."""
         for contact in self.contacts:
