@@ -4,7 +4,7 @@ and the two sinks (the real one and the dry run) behind the same pass."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +12,18 @@ import pytest
 import yaml
 
 from tests.test_poll import ONLY_PO_APPROVED
-from tests.test_seams import FR001, NOW, order
+from tests.test_seams import FR001, NOW, FakeSender, FakeX3, order
 from x3twilio.audit import AuditLog, read_records
 from x3twilio.config import Config, load_config
 from x3twilio.decoding import Undecodable
 from x3twilio.model import Counts, Notification, notification_id
 from x3twilio.outbox import Outbox
+from x3twilio.pipeline import Poller
 from x3twilio.plan import decide, matching
 from x3twilio.recipients import Recipients, Target
 from x3twilio.sinks import Applied, DryRun
 from x3twilio.sources import Record, decode
-from x3twilio.x3.partners import Contact, PartnerDirectory, PartnerRecord
+from x3twilio.x3.partners import Address, Contact, PartnerDirectory, PartnerRecord
 
 TODAY = date(2026, 12, 2)
 FRENCH = {
@@ -59,12 +60,12 @@ def test_each_target_is_one_notification_with_an_id_from_the_decision_alone(conf
     (rule,) = config.rules
     po = record(config)
     targets = [Target("+33698765432", "+33698765432"), Target("FR001:none", "", "no_recipient")]
-    first, skipped = decide(rule, po, targets, partner="BPS:FR001")
+    first, skipped = decide(rule, po, targets, NOW, partner="BPS:FR001")
     assert first.id == notification_id(rule.name, "purchase_orders", "PO1", "sms", "+33698765432")
     assert (first.status, first.to, first.partner) == ("pending", "+33698765432", "BPS:FR001")
     assert first.body.startswith("Order PO1 is approved: please deliver by 09 Dec 2026.")
     assert (skipped.status, skipped.reason) == ("skipped", "no_recipient")
-    assert decide(rule, po, targets, partner="BPS:FR001") == [first, skipped]  # pure
+    assert decide(rule, po, targets, NOW, partner="BPS:FR001") == [first, skipped]  # pure
 
 
 def test_each_recipient_gets_the_text_of_their_language(tmp_path):
@@ -73,7 +74,7 @@ def test_each_recipient_gets_the_text_of_their_language(tmp_path):
     (rule,) = config.rules
     to = "+33698765432"
     by_language = {
-        codes: decide(rule, record(config), [Target(to, to, languages=codes)])[0].body
+        codes: decide(rule, record(config), [Target(to, to, languages=codes)], NOW)[0].body
         for codes in [("FRA",), ("", "FRA"), ("ENG", "FRA"), ()]
     }
     assert by_language[("FRA",)] == "Commande PO1 : livraison attendue le 09 décembre 2026."
@@ -162,3 +163,36 @@ def test_the_dry_run_sink_records_what_is_new_and_writes_nothing(tmp_path):
     assert sink.decided[0].not_before.startswith("2026-12-03T")
     assert (counts["decided"], counts["deferred"]) == (1, 1)
     assert Outbox(config.state_dir, readonly=True).known(["n-2"]) == set()
+
+
+def test_a_fallback_with_no_receipt_by_its_time_is_sent_once(tmp_path):
+
+    fallback = {"channel": "email", "after": "30m", "subject": "Order {order_number}"}
+    mail = {"api_key": "SG." + "a" * 22 + "." + "b" * 43, "from_email": "po@example.com"}
+    config = load(tmp_path, [{**ONLY_PO_APPROVED[0], "fallback": fallback}], sendgrid=mail)
+    x3, sms, email = FakeX3([order("PO1")]), FakeSender(), FakeSender()
+    email.channel = "email"
+    office = Address("A1", True, "FR", emails=("orders@fr001.example.com",))
+    x3.partners["FR001"] = PartnerRecord(
+        "supplier", "FR001", "FRA", "FR", (office,), FR001.contacts
+    )
+    clock = [NOW]
+
+    def run(**options: Any) -> Any:
+        senders = {"sms": sms, "email": email}
+        return Poller(config, x3=x3, senders=senders, clock=lambda: clock[0], **options).run()  # type: ignore[arg-type]
+
+    run(since=NOW - timedelta(days=1))
+    assert [n.channel for n in sms.sent] == ["sms"] and email.sent == []
+    clock[0] = NOW + timedelta(minutes=29)
+    run()
+    assert email.sent == []  # no receipt yet, but its time has not come
+    clock[0] = NOW + timedelta(minutes=31)
+    run()
+    run()
+    ((sent),) = email.sent
+    assert (sent.to, sent.subject, sent.fallback_of) == (
+        "orders@fr001.example.com",
+        "Order PO1",
+        sms.sent[0].id,
+    )

@@ -20,6 +20,8 @@ from x3twilio.senders.twilio import API_VERSION
 from x3twilio.sources import Source
 from x3twilio.templates import SAMPLES, Template, known_locale
 from x3twilio.transport import Retrier, make_session, reason_of
+from x3twilio.whatsapp import REASONS as WHATSAPP_REASONS
+from x3twilio.whatsapp import TEMPLATE_FORM, WINDOW_REASON
 from x3twilio.x3 import make_client
 from x3twilio.x3.rest import RestClient
 from x3twilio.yamlnode import seconds_text
@@ -143,6 +145,75 @@ def delay_warnings(config: Config) -> list[str]:
     return warnings
 
 
+def whatsapp_warnings(config: Config) -> list[str]:
+    """WhatsApp rules with no sender to send from, or with free text only."""
+    warnings = []
+    twilio = config.twilio
+    for rule in config.rules:
+        if rule.channel != "whatsapp":
+            continue
+        if not (twilio.whatsapp_from or twilio.messaging_service_sid):
+            warnings.append(
+                f"rule {rule.name}: channel whatsapp has no sender: set twilio.whatsapp_from "
+                "(whatsapp:+E164) or twilio.messaging_service_sid"
+            )
+        if rule.content is None:
+            warnings.append(
+                f"rule {rule.name}: no template: {WINDOW_REASON} ({TEMPLATE_FORM}); "
+                "without one a supplier who has not written for 24 h gets nothing (63016)"
+            )
+    return warnings
+
+
+def whatsapp_checks(config: Config, session: requests.Session) -> list[Check]:
+    """One line per WhatsApp template the rules use: approved by WhatsApp, or the fix."""
+    checks = []
+    for rule in config.rules:
+        if rule.channel != "whatsapp" or rule.content is None:
+            continue
+        name = f"WhatsApp template {rule.name}"
+        try:
+            ok, detail, fix = _approval(config, session, rule.content.sid)
+        except (requests.RequestException, ValueError) as exc:  # one line, not the run
+            ok, detail, fix = False, f"cannot ask the Content API: {str(exc)[:160]}", _CONTENT_FIX
+        checks.append(Check(name, ok, detail, fix))
+    return checks
+
+
+_CONTENT_FIX = "check twilio.content_url, the credentials and the network"
+_APPROVAL_FIXES = {
+    "pending": "wait for WhatsApp to approve it (Console, Content Template Builder)",
+    "received": "wait for WhatsApp to approve it (Console, Content Template Builder)",
+    "unsubmitted": "submit it for WhatsApp approval (Console, Content Template Builder)",
+    "rejected": "edit it and submit it again, or name an approved one in template.content_sid",
+    "paused": "WhatsApp paused it (poor feedback): see the Console, or use another template",
+    "disabled": "WhatsApp disabled it: name an approved one in template.content_sid",
+}
+
+
+def _approval(config: Config, session: requests.Session, sid: str) -> tuple[bool, str, str]:
+    """(approved, what the Content API says, the fix) for template `sid`."""
+    twilio = config.twilio
+    auth = (twilio.api_key_sid or twilio.account_sid, twilio.api_key_secret or twilio.auth_token)
+    url = f"{twilio.content_url}/v1/Content/{sid}/ApprovalRequests"
+    response = session.get(url, auth=auth, timeout=twilio.timeout)
+    if response.status_code == 404:
+        return False, f"{sid} is not a Content template of this account", WHATSAPP_REASONS[21655]
+    if response.status_code != 200:
+        return False, f"HTTP {response.status_code} from {url}", _CONTENT_FIX
+    body = response.json() if response.content else {}
+    whatsapp = body.get("whatsapp") if isinstance(body, dict) else None
+    status = str(whatsapp.get("status") or "unknown") if isinstance(whatsapp, dict) else "unknown"
+    if status == "approved":
+        return True, f"{sid} is approved by WhatsApp", ""
+    detail = f"{sid} is {status}, not approved: outside 24 h it is refused like free text"
+    reason = whatsapp.get("rejection_reason") if isinstance(whatsapp, dict) else None
+    if reason:
+        detail += f" (WhatsApp: {reason})"
+    fix = _APPROVAL_FIXES.get(status, "submit it for WhatsApp approval in the Console")
+    return False, detail, fix
+
+
 def _sample(source: Source, name: str) -> Any:
     return SAMPLES[source.kind_of(name)]
 
@@ -152,6 +223,7 @@ def check_online(config: Config) -> list[Check]:
     checks = [
         *_x3_checks(config, session),
         *_twilio_checks(config, session),
+        *whatsapp_checks(config, session),
         _guard("Webhook shim", lambda: _shim_check(config, session), UNREACHABLE),
     ]
     if config.sendgrid is not None:

@@ -11,9 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 from x3twilio.config import Config
+from x3twilio.decoding import parse_stamp
 from x3twilio.outbox import Outbox
 from x3twilio.screening import QUIET, outcome_text
 from x3twilio.sources import decode, stamped
+from x3twilio.state import Watermarks
 from x3twilio.transport import Retrier, make_session
 from x3twilio.x3 import make_client
 
@@ -65,9 +67,15 @@ def explanation(config: Config, source_name: str, key: str) -> Explanation:
         raise LookupError(f"{source.x3_class} {key} does not exist in X3")
     record = decode(source, stamped(source, raw))
     today = client.server_time(source).date()
+    watching = Watermarks(config.state_dir).since(source_name)
+    since = parse_stamp(watching) if watching else None
     verdicts = []
     for rule in (r for r in config.rules if r.source == source_name):
         conditions = []
+        if rule.on_created:
+            text = f"created at or after {watching}" if watching else "created (no poll yet)"
+            new = rule.created_since(record, since)
+            conditions.append(Condition(text, new, source.created, record.created))
         if rule.due:
             name = rule.due.field
             text = rule.due.describe(today)
@@ -78,7 +86,8 @@ def explanation(config: Config, source_name: str, key: str) -> Explanation:
             Condition(c.describe(), c.holds(record), c.name, record.value(c.name))
             for c in rule.conditions
         ]
-        verdicts.append(Verdict(rule.name, rule.matches(record, today), conditions))
+        fires = rule.matches(record, today) and rule.created_since(record, since)
+        verdicts.append(Verdict(rule.name, fires, conditions))
     outbox = Outbox(config.state_dir, readonly=True)
     history = outbox.for_record(source_name, record.key)
     outbox.close()
@@ -86,6 +95,8 @@ def explanation(config: Config, source_name: str, key: str) -> Explanation:
     for n, delivery in history:
         waiting = n.status == "pending" and n.reason == QUIET
         detail = outcome_text(n, config) if waiting else n.provider_id or n.error_message or ""
+        if n.fallback_of:
+            detail = f"{detail} (fallback of {n.fallback_of})".strip()
         decided.append(Decided(n.rule, n.to, n.status, delivery or "", detail or n.reason or ""))
     values = dict(record.values)
     return Explanation(source.name, record.key, record.stamp, values, verdicts, decided)

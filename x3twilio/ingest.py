@@ -26,6 +26,7 @@ from x3twilio.run import opened
 from x3twilio.spool import Spool, Spooled
 from x3twilio.spool_payload import Inbound, Unusable
 from x3twilio.transport import Retrier, make_session
+from x3twilio.whatsapp import is_whatsapp
 from x3twilio.x3 import make_client
 from x3twilio.x3.base import X3Client
 
@@ -160,7 +161,7 @@ class Ingester:
                 self._wait(item)
                 self._put_back()
                 raise
-            self._inbound_failed(inbound.fields, CHANNELS.get(inbound.route, "sms"), exc)
+            self._inbound_failed(inbound.fields, _channel_of(inbound), exc)
             if exc.transient:
                 self._failing(item)
             else:
@@ -325,6 +326,13 @@ def _shown(value: str) -> str | None:
 def _channel(item: Spooled) -> str | None:
     """sms or voice, from the route, else from the sid (SM…/MM… a message, CA… a call)."""
     if item.inbound is not None and item.inbound.route in CHANNELS:
-        return CHANNELS[item.inbound.route]
+        return _channel_of(item.inbound)
     sid = item.sid
     return "voice" if sid.startswith("CA") else "sms" if sid[:2] in ("SM", "MM") else None
+
+
+def _channel_of(inbound: Inbound) -> str:
+    """What an inbound item came by: a WhatsApp reply uses the SMS route, from whatsapp:+…"""
+    if inbound.route == "sms" and is_whatsapp(inbound.fields.get("From", "")):
+        return "whatsapp"
+    return CHANNELS.get(inbound.route, "sms")

@@ -19,6 +19,7 @@ from x3twilio.outbox import Outbox
 from x3twilio.phonebook import Numbers
 from x3twilio.phones import to_e164
 from x3twilio.spool_payload import Inbound
+from x3twilio.whatsapp import is_whatsapp, number_of
 
 
 class Replies:
@@ -47,11 +48,18 @@ class Replies:
         if self.outbox.inbound_outcome(sid) in ("logged", "unmatched"):
             self.counts["duplicate"] += 1
             return
-        sender = to_e164(params.get("From", ""), None) or params.get("From", "")
+        given = params.get("From", "")
+        channel = "whatsapp" if is_whatsapp(given) else "sms"
+        sender = to_e164(number_of(given), None) or given
         body = params.get("Body", "")
-        self.statuses.keywords(sender, body)
-        note = self._note(sender, sid, body, inbound.received, "sms")
-        self._log(note, sid, sender, params.get("To", ""), "sms", body=body)
+        if channel == "whatsapp":
+            # free text to them is allowed for 24 h; STOP on WhatsApp is not Twilio's SMS
+            # opt-out, so it never opts the number out of SMS
+            self.outbox.wrote_on_whatsapp(sender, inbound.received)
+        else:
+            self.statuses.keywords(sender, body)
+        note = self._note(sender, sid, body, inbound.received, channel)
+        self._log(note, sid, sender, params.get("To", ""), channel, body=body)
 
     def voice(self, params: dict[str, str], inbound: Inbound) -> None:
         self.outbox.voicemail(

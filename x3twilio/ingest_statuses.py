@@ -10,6 +10,7 @@ from x3twilio.audit import iso_ms
 from x3twilio.model import Counts, InboundAudit
 from x3twilio.outbox import Outbox
 from x3twilio.spool_payload import Inbound
+from x3twilio.whatsapp import reason_for
 
 # Twilio's default opt-out keywords (TWILIO.md §11): single-word messages only.
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
@@ -69,14 +70,13 @@ class Statuses:
         if current in TERMINAL or RANK.get(status, -1) <= RANK.get(current or "", -1):
             self.counts["stale_status"] += 1  # an older status arriving late
             return
-        self.outbox.set_delivery(n.id, status, iso_ms(self.clock()))
+        code = int(params["ErrorCode"]) if params.get("ErrorCode") else None
+        # 63016: WhatsApp refused free text outside its 24-hour window, after the create
+        message = (reason_for(code) or f"carrier error {code}") if code is not None else None
+        self.outbox.set_delivery(n.id, status, iso_ms(self.clock()), code, message)
         error = None
-        if params.get("ErrorCode"):
-            error = {
-                "code": int(params["ErrorCode"]),
-                "message": f"carrier error {params['ErrorCode']}",
-                "permanent": status != "undelivered",
-            }
+        if code is not None:
+            error = {"code": code, "message": message, "permanent": status != "undelivered"}
         self.audit(
             "notification.status",
             id=n.id,

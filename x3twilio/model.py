@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol, TypeAlias, TypeGuard, get_args
 # pending: to send · sending: a request may be in flight (reconcile before resending)
 # sent: the provider accepted it · failed: permanent, for a person · skipped: never to send
 Status = Literal["pending", "sending", "sent", "failed", "skipped"]
-Channel = Literal["sms", "email", "voice"]
+Channel = Literal["sms", "email", "voice", "whatsapp"]
 CHANNELS: tuple[Channel, ...] = get_args(Channel)
 # Every event the audit trail holds (INTERFACE.md "Audit records").
 Event = Literal[
@@ -83,6 +83,10 @@ class Notification:
     subject: str | None = None  # email only
     not_before: str = ""  # quiet hours: not sent before this time (UTC, ISO)
     partner: str = ""  # CLASS:CODE of the supplier or customer it was sent to, if any
+    # WhatsApp only: the rule's approved template, rendered (JSON {"sid": …, "variables": {…}}),
+    # sent instead of `body` when the recipient has not written within 24 hours
+    content: str | None = None
+    fallback_of: str | None = None  # the id of the notification this one stands in for
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class Note:
         """One timestamped line, ending with the marker that keeps it from being written twice."""
         when = self.received[:16].replace("T", " ")
         about = f" re {self.reference}" if self.reference else ""
-        kind = "SMS" if self.channel == "sms" else "Voicemail"
+        kind = {"sms": "SMS", "whatsapp": "WhatsApp"}.get(self.channel, "Voicemail")
         return f"{when} UTC {kind} from {self.phone}{about}: {self.text} [{self.sid}]"
 
 

@@ -7,87 +7,19 @@ idempotency key, whatever the length of the history.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+from x3twilio import outbox_sql as sql
 from x3twilio.errors import StateError
 from x3twilio.model import Notification, Voicemail
 from x3twilio.state import ensure_dir
 
 FILENAME = "outbox.sqlite3"
-
-# The statuses a notification's row moves through: model.Status.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    id TEXT PRIMARY KEY,
-    rule TEXT NOT NULL, source TEXT NOT NULL, record TEXT NOT NULL,
-    channel TEXT NOT NULL, recipient TEXT NOT NULL, body TEXT NOT NULL, subject TEXT,
-    status TEXT NOT NULL, reason TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, next_attempt TEXT NOT NULL DEFAULT '',
-    provider_id TEXT, error_code INTEGER, error_message TEXT,
-    in_flight_since TEXT, delivery TEXT,
-    created TEXT NOT NULL, updated TEXT NOT NULL, partner TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS notifications_todo ON notifications (status, next_attempt);
-CREATE INDEX IF NOT EXISTS notifications_provider ON notifications (provider_id);
-CREATE TABLE IF NOT EXISTS optouts (
-    number TEXT PRIMARY KEY, since TEXT NOT NULL, reason TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS inbound (id TEXT PRIMARY KEY, outcome TEXT NOT NULL, at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS voicemails (
-    call_sid TEXT PRIMARY KEY, from_number TEXT, to_number TEXT,
-    recording_sid TEXT, recording_url TEXT, recorded_at TEXT,
-    transcription TEXT, transcribed INTEGER NOT NULL DEFAULT 0,
-    logged INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS seen (
-    source TEXT NOT NULL, record TEXT NOT NULL, stamp TEXT NOT NULL,
-    PRIMARY KEY (source, record, stamp)
-) WITHOUT ROWID;
-"""
-
-# Notification field -> its column (the two names differ where SQL or history chose).
-_COLUMN_OF = {
-    "id": "id", "rule": "rule", "source": "source", "record": "record", "channel": "channel",
-    "to": "recipient", "body": "body", "status": "status", "reason": "reason",
-    "attempts": "attempts", "provider_id": "provider_id", "in_flight_since": "in_flight_since",
-    "created": "created", "error_code": "error_code", "error_message": "error_message",
-    "subject": "subject", "not_before": "next_attempt", "partner": "partner",
-}  # fmt: skip
-_ADDED = {"partner": "TEXT NOT NULL DEFAULT ''"}  # since the first release; see _migrate()
-# Each way a notification's row changes, as one literal statement (no names built into SQL).
-_SENDING = (
-    "UPDATE notifications SET status='sending', attempts=?, in_flight_since=?, updated=? WHERE id=?"
-)
-_REQUEUE = "UPDATE notifications SET status=?, next_attempt='', reason=NULL, updated=? WHERE id=?"
-_DEFER = "UPDATE notifications SET next_attempt=?, updated=? WHERE id=?"
-_DEFER_FOR = "UPDATE notifications SET next_attempt=?, reason=?, updated=? WHERE id=?"
-_SKIPPED = (
-    "UPDATE notifications SET status='skipped', reason=?, in_flight_since=NULL, updated=?"
-    " WHERE id=?"
-)
-_SENT = (
-    "UPDATE notifications SET status='sent', provider_id=?, reason=NULL, in_flight_since=NULL,"
-    " error_code=NULL, error_message=NULL, updated=? WHERE id=?"
-)
-_FAILED = (
-    "UPDATE notifications SET status=?, reason=NULL, next_attempt=?, in_flight_since=?,"
-    " error_code=?, error_message=?, updated=? WHERE id=?"
-)
-_DELIVERY = "UPDATE notifications SET delivery=?, updated=? WHERE id=?"
-# What one voicemail callback tells is merged in; what it leaves empty keeps what is known.
-_VOICEMAIL = (
-    "UPDATE voicemails SET from_number=COALESCE(NULLIF(?, ''), from_number),"
-    " to_number=COALESCE(NULLIF(?, ''), to_number),"
-    " recording_sid=COALESCE(NULLIF(?, ''), recording_sid),"
-    " recording_url=COALESCE(NULLIF(?, ''), recording_url),"
-    " recorded_at=COALESCE(NULLIF(?, ''), recorded_at),"
-    " transcription=COALESCE(NULLIF(?, ''), transcription),"
-    " transcribed=MAX(transcribed, ?), logged=MAX(logged, ?) WHERE call_sid=?"
-)
 
 
 def _why(exc: sqlite3.Error) -> str:
@@ -103,7 +35,7 @@ def _why(exc: sqlite3.Error) -> str:
 
 
 def _note(row: sqlite3.Row) -> Notification:
-    return Notification(**{name: row[name] for name in _COLUMN_OF})
+    return Notification(**{name: row[column] for name, column in sql.COLUMN_OF.items()})
 
 
 class Outbox:
@@ -123,7 +55,7 @@ class Outbox:
                 self.db.execute("PRAGMA synchronous=FULL")
             self.db.row_factory = sqlite3.Row
             if not (readonly and path.exists()):
-                self.db.executescript(_SCHEMA)
+                self.db.executescript(sql.SCHEMA)
             self._migrate(readonly)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(
@@ -132,16 +64,13 @@ class Outbox:
             ) from None
 
     def _migrate(self, readonly: bool) -> None:
-        """An older outbox gains the columns added since; read-only, they read as empty."""
+        """An older outbox gains the columns added since; read-only, a copy of it does."""
         have = {row["name"] for row in self.db.execute("PRAGMA table_info(notifications)")}
-        for column, declaration in _ADDED.items():
-            if column not in have and not readonly:
-                self.db.execute(f"ALTER TABLE notifications ADD COLUMN {column} {declaration}")
-                have.add(column)
-        self._columns = ", ".join(
-            f'{column if column in have else "NULL"} AS "{name}"'
-            for name, column in _COLUMN_OF.items()
-        )
+        missing = [statement for column, statement in sql.ADDED.items() if column not in have]
+        if missing and readonly:
+            self.db.execute(sql.READ_ONLY_COPY)  # a dry run's own copy: the file stays as it is
+        for statement in missing:
+            self.db.execute(statement)
 
     def close(self) -> None:
         self.db.close()
@@ -186,8 +115,10 @@ class Outbox:
         found: set[str] = set()
         for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
             chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"SELECT id FROM notifications WHERE id IN ({marks})", chunk)
+            rows = self.db.execute(
+                "SELECT id FROM notifications WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(chunk),),
+            )
             found.update(row[0] for row in rows)
         return found
 
@@ -204,8 +135,9 @@ class Outbox:
             for n in notes:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO notifications (id, rule, source, record, channel,"
-                    " recipient, body, subject, status, reason, next_attempt, partner, created,"
-                    " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " recipient, body, subject, status, reason, next_attempt, partner, content,"
+                    " fallback_of, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         n.id,
                         n.rule,
@@ -219,6 +151,8 @@ class Outbox:
                         n.reason,
                         n.not_before,
                         n.partner,
+                        n.content,
+                        n.fallback_of,
                         now,
                         now,
                     ),
@@ -230,8 +164,10 @@ class Outbox:
     def due(self, now: str) -> list[Notification]:
         """Notifications to send now: pending ones whose time has come, and in-flight ones."""
         rows = self.db.execute(
-            f"SELECT {self._columns} FROM notifications"
-            " WHERE status IN ('pending', 'sending') AND next_attempt <= ? ORDER BY created, id",
+            "SELECT * FROM notifications WHERE status IN ('pending', 'sending')"
+            " AND next_attempt <= ? AND NOT EXISTS (SELECT 1 FROM notifications p"
+            " WHERE p.id = notifications.fallback_of AND p.status IN ('pending', 'sending'))"
+            " ORDER BY created, id",
             (now,),
         ).fetchall()
         return [_note(row) for row in rows]
@@ -239,39 +175,37 @@ class Outbox:
     def mark_sending(self, n: Notification, now: str) -> Notification:
         """Record, before the request goes out, that it may reach the provider."""
         since = n.in_flight_since or now
-        self._set(_SENDING, n.attempts + 1, since, now, n.id)
+        self._set(sql.SENDING, n.attempts + 1, since, now, n.id)
         return replace(n, status="sending", attempts=n.attempts + 1, in_flight_since=since)
 
     def replayable(self, include_permanent: bool) -> list[Notification]:
         """Notifications without a provider id that a person may retry now; those quiet hours
         hold back are waiting, not failed: poll sends them when the window ends."""
-        statuses = (
-            "('pending', 'sending', 'failed')" if include_permanent else ("('pending', 'sending')")
-        )
         rows = self.db.execute(
-            f"SELECT {self._columns} FROM notifications WHERE status IN {statuses}"
-            " AND provider_id IS NULL AND NOT (status = 'pending' AND reason IS 'quiet_hours')"
-            " ORDER BY created, id"
+            "SELECT * FROM notifications WHERE (status IN ('pending', 'sending')"
+            " OR (? AND status = 'failed')) AND provider_id IS NULL"
+            " AND NOT (status = 'pending' AND reason IS 'quiet_hours') ORDER BY created, id",
+            (include_permanent,),
         ).fetchall()
         return [_note(row) for row in rows]
 
     def requeue(self, n: Notification, now: str) -> None:
         """Due now; an in-flight one stays in flight (it is looked up before any resend)."""
         status = "sending" if n.in_flight_since else "pending"
-        self._set(_REQUEUE, status, now, n.id)
+        self._set(sql.REQUEUE, status, now, n.id)
 
     def defer(self, n: Notification, not_before: str, now: str, reason: str | None = None) -> None:
         """Not before `not_before` (quiet hours, a settle); an in-flight one stays in flight."""
         if reason is None:
-            self._set(_DEFER, not_before, now, n.id)
+            self._set(sql.DEFER, not_before, now, n.id)
         else:
-            self._set(_DEFER_FOR, not_before, reason, now, n.id)
+            self._set(sql.DEFER_FOR, not_before, reason, now, n.id)
 
     def mark_skipped(self, n: Notification, reason: str, now: str) -> None:
-        self._set(_SKIPPED, reason, now, n.id)
+        self._set(sql.SKIPPED, reason, now, n.id)
 
     def mark_sent(self, n: Notification, provider_id: str, now: str) -> None:
-        self._set(_SENT, provider_id, now, n.id)
+        self._set(sql.SENT, provider_id, now, n.id)
 
     def mark_failed(
         self,
@@ -289,10 +223,10 @@ class Outbox:
         """
         status = ("sending" if ambiguous else "pending") if retry_at else "failed"
         since = n.in_flight_since if ambiguous else None
-        self._set(_FAILED, status, retry_at or "", since, code, message, now, n.id)
+        self._set(sql.FAILED, status, retry_at or "", since, code, message, now, n.id)
 
     def _set(self, statement: str, *values: object) -> None:
-        """Apply one of the transition statements at the top of this module (`_SENT`, …);
+        """Apply one of the transition statements of outbox_sql (`sql.SENT`, …);
         its values end with `updated` and the id."""
         with self._transaction() as db:
             db.execute(statement, values)
@@ -307,19 +241,26 @@ class Outbox:
     def by_provider_id(self, provider_id: str) -> tuple[Notification, str | None] | None:
         """The notification Twilio knows as `provider_id`, with its delivery status."""
         row = self.db.execute(
-            f"SELECT {self._columns}, delivery FROM notifications WHERE provider_id=?",
+            "SELECT * FROM notifications WHERE provider_id=?",
             (provider_id,),
         ).fetchone()
         return (_note(row), row["delivery"]) if row else None
 
-    def set_delivery(self, notification_id: str, status: str, now: str) -> None:
-        self._set(_DELIVERY, status, now, notification_id)
+    def set_delivery(
+        self,
+        notification_id: str,
+        status: str,
+        now: str,
+        code: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        """The delivery status Twilio reported; with the error it gave, when it gave one."""
+        self._set(sql.DELIVERY, status, code, message, now, notification_id)
 
     def for_record(self, source: str, record: str) -> list[tuple[Notification, str | None]]:
         """Everything decided about one X3 record, with delivery statuses."""
         rows = self.db.execute(
-            f"SELECT {self._columns}, delivery FROM notifications WHERE source=? AND record=?"
-            " ORDER BY created, id",
+            "SELECT * FROM notifications WHERE source=? AND record=? ORDER BY created, id",
             (source, record),
         ).fetchall()
         return [(_note(row), row["delivery"]) for row in rows]
@@ -327,11 +268,39 @@ class Outbox:
     def last_sent_to(self, number: str) -> Notification | None:
         """The newest notification sent to `number`: what a reply most likely answers."""
         row = self.db.execute(
-            f"SELECT {self._columns} FROM notifications WHERE recipient=? AND status='sent'"
+            "SELECT * FROM notifications WHERE recipient=? AND status='sent'"
             " ORDER BY updated DESC LIMIT 1",
             (number,),
         ).fetchone()
         return _note(row) if row else None
+
+    # -- fallbacks -------------------------------------------------------------------------
+
+    def fallbacks_not_needed(self) -> list[Notification]:
+        """Waiting fallbacks whose first notification arrived: to drop."""
+        return [_note(row) for row in self.db.execute(sql.ARRIVED).fetchall()]
+
+    def release_fallbacks(self, now: str) -> None:
+        """Waiting fallbacks whose first notification did not arrive: due now."""
+        with self._transaction() as db:
+            db.execute(sql.NOT_ARRIVED, (now, now, now))
+
+    # -- WhatsApp's 24-hour window ----------------------------------------------------------
+
+    def wrote_on_whatsapp(self, number: str, at: str) -> None:
+        """`number` (E.164) wrote to us on WhatsApp at `at` (UTC, ISO): free text may follow."""
+        with self._transaction() as db:
+            db.execute(sql.WROTE, (number, at))
+
+    def last_whatsapp(self, number: str) -> str | None:
+        """When `number` last wrote to us on WhatsApp (UTC, ISO), or None."""
+        try:
+            row = self.db.execute(
+                "SELECT last_inbound FROM whatsapp_windows WHERE number=?", (number,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # read-only, an outbox older than the table
+            return None
+        return str(row[0]) if row else None
 
     # -- opt-outs and inbound items -------------------------------------------------------
 
@@ -360,7 +329,7 @@ class Outbox:
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO voicemails (call_sid) VALUES (?)", (told.call_sid,))
             db.execute(
-                _VOICEMAIL,
+                sql.VOICEMAIL,
                 (
                     told.from_number, told.to_number, told.recording_sid, told.recording_url,
                     told.recorded_at, told.transcription, told.transcribed, told.logged,
@@ -402,13 +371,14 @@ class Outbox:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO notifications (id, rule, source, record, channel,"
                     " recipient, body, subject, status, reason, attempts, provider_id,"
-                    " in_flight_since, error_code, error_message, delivery, partner, created,"
-                    " updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " in_flight_since, error_code, error_message, delivery, partner, content,"
+                    " fallback_of, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         n.id, n.rule, n.source, n.record, n.channel, n.to, n.body, n.subject,
                         n.status, n.reason, n.attempts, n.provider_id, n.in_flight_since,
                         n.error_code, n.error_message, delivery.get(n.id), n.partner,
-                        n.created or now, now,
+                        n.content, n.fallback_of, n.created or now, now,
                     ),
                 )  # fmt: skip
                 count += cursor.rowcount

@@ -19,7 +19,7 @@ from x3twilio.outbox import Outbox
 from x3twilio.plan import decide, matching
 from x3twilio.recipients import Recipients
 from x3twilio.recovery import check_state
-from x3twilio.rules import Rule, needed
+from x3twilio.rules import Rule, needed, reads_created
 from x3twilio.run import opened
 from x3twilio.senders import make_senders
 from x3twilio.sending import Dispatcher, audit_fields
@@ -189,6 +189,8 @@ class Poller:
         lookback = timedelta(seconds=self.config.x3.lookback)
         hi = self.x3_now() - timedelta(seconds=self.config.x3.settle)
         mark = watermarks.get(source.name)
+        watching = watermarks.since(source.name)  # what was created before is history
+        since = parse_stamp(watching) if watching else None
         baseline = self.since is None and mark is None  # first run: starts from now
         if self.since is not None:
             lo = self.since
@@ -203,7 +205,7 @@ class Poller:
                 for r in records
                 if rereading or not self.outbox.is_seen(source.name, r.key, r.stamp)
             ]
-            notes = [] if baseline else [n for r in fresh for n in self._decide(rules, r)]
+            notes = [] if baseline else [n for r in fresh for n in self._decide(rules, r, since)]
             seen = [(source.name, r.key, r.stamp) for r in fresh]
             self.sink.store(seen, notes, dupes=not rereading)
             for r in records:
@@ -224,13 +226,14 @@ class Poller:
 
     def _pages(self, source: Source, pages: Iterator[Page]) -> Iterator[list[Record]]:
         fields = self._fields[source.name]
+        created = reads_created(source, self.config.rules)
         for page in pages:
             if page.resources:
                 _check_exposed(source, self._needed[source.name], page.resources[0])
             records = []
             for raw in page.resources:
                 try:
-                    records.append(decode(source, raw, fields))
+                    records.append(decode(source, raw, fields, created=created))
                 except Undecodable as exc:
                     self._reject(source, exc)
             self.report.counts["records"] += len(records)
@@ -255,16 +258,20 @@ class Poller:
         self.report.counts["rejected"] += 1
         self.sink.reject(source, exc)
 
-    def _decide(self, rules: list[Rule], record: Record) -> list[Notification]:
-        """What `record` calls for; its addresses are read from X3 only for the rules it fires."""
+    def _decide(
+        self, rules: list[Rule], record: Record, since: datetime | None = None
+    ) -> list[Notification]:
+        """What `record` calls for (created since `since`, for `on: created` rules); its
+        addresses are read from X3 only for the rules it fires."""
         partner = self.recipients.partner_key(record)
         return [
             n
-            for rule in matching(rules, record, self.x3_now().date())
+            for rule in matching(rules, record, self.x3_now().date(), since)
             for n in decide(
                 rule,
                 record,
                 self.recipients.of(rule, record),
+                self.clock(),
                 partner=partner,
                 languages=self.config.languages,
             )

@@ -3,7 +3,7 @@ supplier or customer as X3 holds them (read once per run through the directory).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from x3twilio.config import Config
 from x3twilio.phones import to_e164
@@ -20,6 +20,7 @@ class Target:
     to: str
     reason: str | None = None
     languages: tuple[str, ...] = ()  # X3 language codes to write in, most preferred first
+    fallback: Target | None = None  # the same recipient on the rule's fallback channel
 
 
 class Recipients:
@@ -27,8 +28,17 @@ class Recipients:
         self.config, self.partners = config, partners
 
     def of(self, rule: Rule, record: Record) -> list[Target]:
-        """Every address `rule` sends to about `record`, in the order its `to` lists them."""
-        return [t for r in rule.recipients for t in self._targets(r, record, rule.channel)]
+        """Every address `rule` sends to about `record`, in the order its `to` lists them,
+        each with its address on the rule's fallback channel when it has one."""
+        out = []
+        for recipient in rule.recipients:
+            targets = self._targets(recipient, record, rule.channel)
+            if rule.fallback and recipient.kind != "group":  # a group lists its own addresses
+                other = self._targets(recipient, record, rule.fallback.channel)
+                reachable = next((t for t in other if t.reason is None), None)
+                targets = [replace(t, fallback=reachable) for t in targets]
+            out += targets
+        return out
 
     def partner_key(self, record: Record) -> str:
         """CLASS:CODE of the record's supplier or customer, as replies are `matched`."""

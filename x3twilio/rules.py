@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import operator
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import date, datetime
 from typing import Any
 
 from x3twilio.decoding import parse_stamp
+from x3twilio.fallback import Fallback, load_fallback
 from x3twilio.locales import X3_LANGUAGES, choose, load_texts
 from x3twilio.model import Channel, is_channel
 from x3twilio.phones import is_e164
 from x3twilio.quiethours import QuietHours
 from x3twilio.sources import Record, Source
 from x3twilio.templates import Template
+from x3twilio.triggers import Condition, DueTrigger, load_conditions, load_due, load_on, on_key
+from x3twilio.whatsapp import ContentTemplate, load_content
 from x3twilio.yamlnode import Node, did_you_mean
 
 # What a rule may hold: `done` suggests these even when a rule did not read them (`due`).
@@ -25,6 +26,7 @@ RULE_KEYS = (
     "source",
     "when",
     "due",
+    "on",
     "once_per",
     "to",
     "channel",
@@ -33,88 +35,11 @@ RULE_KEYS = (
     "urgent",
     "quiet_hours",
     "max_delay",
+    "fallback",
+    "template",
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PARTNER_WORDS = ("supplier", "customer", "partner")
-# `FIELD within N days`, `FIELD today`, `FIELD in N days`, `FIELD N days ago` (README "Rules").
-_DUE = re.compile(
-    r"^\s*(?P<field>\w+)\s+(?:within\s+(?P<within>\d+)\s+days?|(?P<today>today)"
-    r"|in\s+(?P<ahead>\d+)\s+days?|(?P<ago>\d+)\s+days?\s+ago)\s*$"
-)
-DUE_FORMS = "'FIELD within N days', 'FIELD today', 'FIELD in N days' or 'FIELD N days ago'"
-MAX_DUE_DAYS = 366
-
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "lt": operator.lt,
-    "le": operator.le,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "in": lambda value, options: value in options,
-    "not_in": lambda value, options: value not in options,
-    "exists": lambda value, wanted: (value not in (None, "")) == wanted,
-}
-
-
-@dataclass(frozen=True)
-class Condition:
-    name: str
-    op: str
-    value: Any
-
-    def holds(self, record: Record) -> bool:
-        actual = record.value(self.name)
-        if actual is None and self.op not in ("exists", "ne", "not_in"):
-            return False
-        try:
-            return _OPERATORS[self.op](actual, self.value)
-        except TypeError:  # e.g. a date compared with garbage: not a match
-            return False
-
-    def describe(self) -> str:
-        return f"{self.name} {self.op} {self.value!r}"
-
-
-@dataclass(frozen=True)
-class DueTrigger:
-    """Fires while today + first <= field <= today + last (days; negative: in the past).
-
-    `within 3 days` is (0, 3), `today` (0, 0), `in 3 days` (3, 3), `2 days ago` (-2, -2).
-    """
-
-    field: str
-    first: int
-    last: int
-
-    def window(self, today: date) -> tuple[date, date]:
-        """The dates that fire today, first to last: what X3 is asked for."""
-        return today + timedelta(self.first), today + timedelta(self.last)
-
-    def holds(self, record: Record, today: date) -> bool:
-        value = record.value(self.field)
-        if isinstance(value, datetime):
-            value = value.date()
-        first, last = self.window(today)
-        return isinstance(value, date) and first <= value <= last
-
-    def describe(self, today: date | None = None) -> str:
-        """As the rule wrote it (`due_date in 3 days`), with the dates it means `today`:
-        `due_date within 3 days of 2026-11-20`, `due_date in 3 days: 2026-11-23`."""
-        if self.first != self.last:
-            text = f"{self.field} within {_days(self.last)}"
-            return f"{text} of {today}" if today else text
-        if self.first == 0:
-            text = f"{self.field} today"
-        elif self.first > 0:
-            text = f"{self.field} in {_days(self.first)}"
-        else:
-            text = f"{self.field} {_days(-self.first)} ago"
-        return f"{text}: {self.window(today)[0]}" if today else text
-
-
-def _days(count: int) -> str:
-    return f"{count} day" if count == 1 else f"{count} days"
 
 
 @dataclass(frozen=True)
@@ -140,6 +65,19 @@ class Rule:
     # language key -> (message, subject), in the file's order (the first: `template`, `subject`);
     # empty when the rule has one text for everyone.
     translations: Mapping[str, tuple[Template, Template | None]] = field(default_factory=dict)
+    on_created: bool = False  # `on: created`: fires once for records created since watching
+    content: ContentTemplate | None = None  # whatsapp only: the template outside 24 h
+    fallback: Fallback | None = None  # another channel, when this one does not arrive
+
+    def created_since(self, record: Record, since: datetime | None) -> bool:
+        """True unless this rule is `on: created` and `record` was not created at or after
+        `since` (None: when watching began is not known, so nothing counts as created)."""
+        if not self.on_created:
+            return True
+        try:
+            return since is not None and parse_stamp(record.created or "") >= since
+        except ValueError:  # no creation stamp, or not a UTC one
+            return False
 
     def names(self) -> set[str]:
         """Every field this rule reads: conditions, due date, once_per, templates (in every
@@ -150,7 +88,7 @@ class Rule:
         texts = [(self.template, self.subject), *self.translations.values()]
         for template, subject in texts:
             used |= template.names | (subject.names if subject else set())
-        return used
+        return used | (self.content.names if self.content else set())
 
     def text_for(
         self, *x3_codes: str, table: Mapping[str, str] = X3_LANGUAGES
@@ -193,6 +131,8 @@ def needed(source: Source, rules: Iterable[Rule]) -> Iterator[tuple[str, str | N
         if rule.source != source.name:
             continue
         why = f"rule {rule.name}"
+        if rule.on_created:
+            yield source.created, "datetime", f"{why} (on: created)"
         for name in sorted(rule.names()):
             declared = source.field_by_name(name)
             if declared is not None:
@@ -202,6 +142,11 @@ def needed(source: Source, rules: Iterable[Rule]) -> Iterator[tuple[str, str | N
                 yield from ((f.code, f.kind, why) for f in inputs)
             else:
                 yield name, None, why  # a raw X3 code
+
+
+def reads_created(source: Source, rules: Iterable[Rule]) -> bool:
+    """Whether records of `source` need their creation stamp (decode's `created`)."""
+    return any(r.on_created for r in rules if r.source == source.name)
 
 
 def load_rules(
@@ -227,15 +172,16 @@ def _load_rule(
     sources: Mapping[str, Source],
     groups: Mapping[str, tuple[str, ...]],
 ) -> Rule:
-    spec = Node(parent.file, parent.where(index), item)
+    spec = Node(parent.file, parent.where(index), on_key(item))
     source_name = spec.get("source", str)
     if source_name not in sources:
         raise spec.error(
             "source", f"unknown source {source_name!r}; known: " + ", ".join(sorted(sources))
         )
     source = sources[source_name]
-    due = _load_due(spec, source) if spec.has("due") else None
-    conditions = _load_conditions(spec.child("when"), source)
+    due = load_due(spec, source) if spec.has("due") else None
+    on_created = load_on(spec, due)
+    conditions = load_conditions(spec.child("when"), source)
     once_per = tuple(spec.get("once_per", list, [due.field] if due else []))
     for i, name in enumerate(once_per):
         if not source.knows(name):
@@ -243,7 +189,9 @@ def _load_rule(
             raise spec.error("once_per", f"[{i}] unknown field {name!r} of {source_name}{hint}")
     channel = spec.get("channel", str, "sms")
     if not is_channel(channel):
-        raise spec.error("channel", f"unknown channel {channel!r}; expected sms, email or voice")
+        raise spec.error(
+            "channel", f"unknown channel {channel!r}; expected sms, email, voice or whatsapp"
+        )
     template, subject, translations = load_texts(spec, _kinds(source), channel)
     max_delay = spec.duration("max_delay", 0.0) or None
     if max_delay is not None and not 1 <= max_delay <= 36000:
@@ -262,10 +210,13 @@ def _load_rule(
         quiet_hours=_load_quiet(spec),
         max_delay=max_delay,
         translations=translations,
+        on_created=on_created,
+        content=load_content(spec, _kinds(source), channel),
+        fallback=load_fallback(spec, channel, _kinds(source)),
     )
     spec.done(also=RULE_KEYS)
-    if not conditions and not due:
-        raise spec.error("when", "a rule needs conditions (when:) or a due: trigger")
+    if not conditions and not due and not on_created:
+        raise spec.error("when", "a rule needs conditions (when:), a due: trigger or on: created")
     return rule
 
 
@@ -285,107 +236,6 @@ def _load_quiet(spec: Node) -> QuietHours | bool:
 
 def _kinds(source: Source) -> dict[str, str]:
     return {name: source.kind_of(name) for name in source.names()}
-
-
-def _load_due(spec: Node, source: Source) -> DueTrigger:
-    text = spec.get("due", str)
-    match = _DUE.match(text)
-    if not match:
-        shown = text if len(text) <= 60 else text[:57] + "..."
-        raise spec.error("due", f"expected {DUE_FORMS}, got {shown!r}")
-    name = match["field"]
-    dates = [n for n in sorted(source.names()) if source.kind_of(n) in ("date", "datetime")]
-    if not source.knows(name) or source.kind_of(name) not in ("date", "datetime", "raw"):
-        raise spec.error(
-            "due", f"{name!r} is not a date field of {source.name}{did_you_mean(name, dates)}"
-        )
-    given = match["within"] or match["ahead"] or match["ago"] or "0"
-    days = int(given) if len(given) <= 4 else MAX_DUE_DAYS + 1  # 5000 digits: not an int
-    if days > MAX_DUE_DAYS:
-        raise spec.error("due", f"expected at most {MAX_DUE_DAYS} days, got {given[:8]}")
-    if match["ahead"]:
-        return DueTrigger(name, days, days)
-    if match["ago"]:
-        return DueTrigger(name, -days, -days)
-    return DueTrigger(name, 0, days)
-
-
-def _load_conditions(node: Node, source: Source) -> tuple[Condition, ...]:
-    conditions = []
-    for key in list(node.data):
-        name, raw = str(key), node.raw(key)
-        if not source.knows(name):
-            suggestion = did_you_mean(name, source.names())
-            raise node.error(name, f"unknown field of {source.name}{suggestion}")
-        kind = source.kind_of(name)
-        for op, literal in _operator_pairs(raw):
-            if op not in _OPERATORS:
-                raise node.error(
-                    name, f"unknown operator {op!r}; expected one of " + ", ".join(_OPERATORS)
-                )
-            try:
-                value = _coerce_operand(op, literal, kind, source.field_by_name(name))
-            except ValueError as exc:
-                raise node.error(name, str(exc)) from None
-            conditions.append(Condition(name, op, value))
-    return tuple(conditions)
-
-
-def _operator_pairs(raw: Any) -> list[tuple[str, Any]]:
-    if isinstance(raw, dict):
-        return [(str(op), value) for op, value in raw.items()]
-    if isinstance(raw, list):
-        return [("in", raw)]
-    return [("eq", raw)]
-
-
-def _coerce_operand(op: str, literal: Any, kind: str, field: Any) -> Any:
-    if op == "exists":
-        if not isinstance(literal, bool):
-            raise ValueError("exists takes true or false")
-        return literal
-    if op in ("in", "not_in"):
-        if not isinstance(literal, list):
-            raise ValueError(f"{op} takes a list")
-        return tuple(_coerce(v, kind, field) for v in literal)
-    return _coerce(literal, kind, field)
-
-
-def _coerce(literal: Any, kind: str, field: Any) -> Any:
-    """Turn a YAML literal into the type the decoded field has."""
-    if kind in ("menu", "yesno"):
-        words = set(field.menu.values())
-        if isinstance(literal, bool):  # YAML reads a bare no/yes as a boolean
-            literal = "yes" if literal else "no"
-        if isinstance(literal, int) and literal in field.menu:
-            return field.menu[literal]
-        if literal not in words:
-            raise ValueError(f"{literal!r} is not one of {', '.join(sorted(words))}")
-        return literal
-    try:
-        return _COERCE[kind](literal)
-    except (ValueError, TypeError, InvalidOperation):
-        raise ValueError(f"{literal!r} is not a valid {kind}") from None
-
-
-def _to_date(value: Any) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
-def _to_datetime(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else parse_stamp(str(value))
-
-
-_COERCE: dict[str, Callable[[Any], Any]] = {
-    "text": str,
-    "int": int,
-    "decimal": lambda v: Decimal(str(v)),
-    "date": _to_date,
-    "datetime": _to_datetime,
-    "raw": lambda v: v,
-}
 
 
 def _load_recipients(

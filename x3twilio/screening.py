@@ -105,7 +105,7 @@ class Screening:
         cap = self.config.sending.max_per_recipient
         if cap is None or len(items) <= cap:
             return [[n] for n in items]
-        if not self.config.sending.digest or items[0].channel == "voice":
+        if not self.config.sending.digest or items[0].channel in ("voice", "whatsapp"):
             return [[n] for n in items[:cap]]  # the rest waits for the next run
         digests: list[list[Notification]] = [[]]
         for n in items:

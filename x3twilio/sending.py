@@ -68,6 +68,7 @@ class Dispatcher:
         """Send what is due; wait for in-flight ones that settle within the retry budget."""
         now = self.clock()
         stamp = iso_ms(now)
+        self._settle_fallbacks(stamp)
         horizon = now + timedelta(seconds=min(self.settle, self._time_left()))
         due, settling = [], []
         for n in self.outbox.due(iso_ms(horizon)):
@@ -76,6 +77,15 @@ class Dispatcher:
             elif n.in_flight_since and self._reconciles(n):
                 settling.append(n)
         self.send(due, settling)
+
+    def _settle_fallbacks(self, now: str) -> None:
+        """A fallback whose first notification arrived is dropped; one whose first failed,
+        was skipped or undelivered is due now (else it waits for its time, `after`)."""
+        for n in self.outbox.fallbacks_not_needed():
+            self.outbox.mark_skipped(n, "arrived", now)
+            self.audit("notification.skipped", n, status="skipped", reason="arrived")
+            self.counts["skipped"] += 1
+        self.outbox.release_fallbacks(now)
 
     def send(self, notes: list[Notification], settling: Iterable[Notification] = ()) -> None:
         """Settle what is in flight, screen `notes` (expiry, opt-out, quiet hours, caps),
@@ -413,6 +423,8 @@ def audit_fields(n: Notification, event: Event, **extra: Any) -> dict[str, Any]:
     }
     if n.partner:
         fields["partner"] = n.partner
+    if n.fallback_of:
+        fields["fallback_of"] = n.fallback_of
     if event == "notification.queued":
         fields["body"] = n.body
     fields.update(extra)

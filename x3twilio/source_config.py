@@ -36,6 +36,7 @@ def _load_source(name: str, spec: Node, base: Source | None) -> Source:
         key=tuple(str(k) for k in key),
         fields=fields,
         timestamp=spec.get("timestamp", str, base.timestamp if base else "UPDDATTIM"),
+        created=spec.get("created", str, base.created if base else "CREDATTIM"),
         partner=_load_partner(spec) if spec.has("partner") else (base.partner if base else None),
         where=spec.get("where", str, None),
         open_where=spec.get("open_where", str, base.open_where if base else None),

@@ -1,4 +1,4 @@
-"""What each X3 source is: class, representation, key, timestamp and friendly fields.
+"""What each X3 source is: class, representation, key, stamps and friendly fields.
 
 A record from X3 carries raw codes (POHNUM, APPFLG=3); rules and templates use
 friendly names (order_number, approval="approved"). This module owns that mapping.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from x3twilio.decoding import Field, Undecodable, parse_stamp
 from x3twilio.errors import X3FieldError
@@ -50,6 +50,7 @@ class Source:
     key: tuple[str, ...]
     fields: Mapping[str, Field]
     timestamp: str = "UPDDATTIM"
+    created: str = "CREDATTIM"  # the creation stamp, read only for `on: created` rules
     partner: Partner | None = None
     where: str | None = None  # the user's filter, and-ed with the change window
     open_where: str | None = None  # the user's "currently open" filter, for due-date rules
@@ -104,6 +105,7 @@ class Record:
     stamp: str
     raw: Mapping[str, Any]
     values: Mapping[str, Any]
+    created: str | None = None  # the creation stamp as X3 wrote it; None: empty or not read
 
     def value(self, name: str) -> Any:
         """A friendly (decoded) value, or the raw value of an X3 code."""
@@ -121,6 +123,8 @@ def exposure_fix(source: Source, code: str) -> tuple[str, str]:
     field_ = next((f for f in source.fields.values() if f.code == code), None)
     if code == source.timestamp:
         what, fix = f"{code} (the change stamp)", f"set sources.{source.name}.timestamp"
+    elif code == source.created:
+        what, fix = f"{code} (the creation stamp)", f"set sources.{source.name}.created"
     elif field_ is not None:
         what = f"{code} ({field_.name})"
         fix = f"set sources.{source.name}.fields.{field_.name}.code to this site's name for it"
@@ -156,19 +160,28 @@ def fields_for(source: Source, names: set[str] | None) -> tuple[Field, ...]:
 
 def stamped(source: Source, details: Mapping[str, Any]) -> Mapping[str, Any]:
     """A `$details` answer with its change stamp: it may carry only `$etag` (captured
-    $details do), which is the same UTC update stamp."""
-    if source.timestamp in details or "$etag" not in details:
-        return details
-    return {**details, source.timestamp: details["$etag"]}
+    $details do), which is the same UTC update stamp; likewise `$creDate` for the
+    creation stamp (SData's resource metadata)."""
+    added = {}
+    if source.timestamp not in details and "$etag" in details:
+        added[source.timestamp] = details["$etag"]
+    if source.created not in details and "$creDate" in details:
+        added[source.created] = details["$creDate"]
+    return {**details, **added} if added else details
 
 
 def decode(
-    source: Source, raw: Mapping[str, Any], fields: tuple[Field, ...] | None = None
+    source: Source,
+    raw: Mapping[str, Any],
+    fields: tuple[Field, ...] | None = None,
+    created: bool | None = None,
 ) -> Record:
     """Decode one raw X3 resource; Undecodable names the record, field and value.
 
     `fields` (from fields_for) limits decoding to what the rules read: the rest of a
-    record costs nothing on the hot path.
+    record costs nothing on the hot path. `created`: whether to read the creation stamp
+    (rules.reads_created says); None: when decoding every field. Off, a garbage CREDATTIM
+    costs nothing: a source without `on: created` rules never rejects a record for it.
     """
     for code in source.key:
         part = raw.get(code)
@@ -176,13 +189,11 @@ def decode(
             raise Undecodable(None, code, part, f"the key field {code} is {part!r}")
     key = source.record_key(raw)
     stamp = raw.get(source.timestamp)
-    try:
-        if not isinstance(stamp, str):
-            raise TypeError(stamp)
-        parse_stamp(stamp)
-    except (TypeError, ValueError):
+    if not _is_stamp(stamp):
         problem = f"the change stamp {source.timestamp} is {stamp!r}, not a UTC timestamp"
-        raise Undecodable(key, source.timestamp, stamp, problem) from None
+        raise Undecodable(key, source.timestamp, stamp, problem)
+    reads_created = fields is None if created is None else created
+    born = _created(source, raw, key) if reads_created else None
     values: dict[str, Any] = {}
     for f in source.fields.values() if fields is None else fields:
         value = raw.get(f.code)
@@ -193,4 +204,26 @@ def decode(
     if fields is None or len(values) == len(source.fields):
         for name, compute in source.computed.items():
             values[name] = compute(values)
-    return Record(source, key, stamp, raw, values)
+    return Record(source, key, stamp, raw, values, born)
+
+
+def _is_stamp(value: Any) -> TypeGuard[str]:
+    """Text that parses as a UTC timestamp."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_stamp(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _created(source: Source, raw: Mapping[str, Any], key: str) -> str | None:
+    """The creation stamp as X3 wrote it; None when X3 leaves it empty or absent."""
+    value = raw.get(source.created)
+    if value in (None, ""):
+        return None
+    if not _is_stamp(value):
+        problem = f"the creation stamp {source.created} is {value!r}, not a UTC timestamp"
+        raise Undecodable(key, source.created, value, problem)
+    return value

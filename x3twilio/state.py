@@ -104,17 +104,25 @@ _FIX = "restore it from a backup, or remove it and poll with --since (see README
 
 
 class Watermarks:
-    """Per-source high-water marks: the newest X3 change stamp fully processed."""
+    """Per-source high-water marks: the newest X3 change stamp fully processed, and since
+    when each source is watched (records created before that are history, not news).
+
+    A source's `since` is written only once it differs from its watermark: a file without it
+    (an older version's, or one first run's) began watching at its watermark, so an upgrade
+    never takes history for new records, and older readers see the format they know.
+    """
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / WATERMARKS
-        self.values: dict[str, str] = self._read()
+        self.values: dict[str, str]
+        self.starts: dict[str, str]  # source -> since (absent: its watermark)
+        self.values, self.starts = self._read()
 
-    def _read(self) -> dict[str, str]:
+    def _read(self) -> tuple[dict[str, str], dict[str, str]]:
         try:
             data: Any = json.loads(self.path.read_bytes())
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except (OSError, ValueError) as exc:
             raise StateError(f"{self.path} is unreadable ({exc}); {_FIX}") from None
         sources = data.get("sources") if isinstance(data, dict) else None
@@ -122,20 +130,32 @@ class Watermarks:
             raise StateError(f"{self.path}: unknown format (expected version {VERSION}); {_FIX}")
         try:
             marks = {str(k): str(v["wm"]) for k, v in sources.items()}
-            for mark in marks.values():
+            starts = {str(k): str(v["since"]) for k, v in sources.items() if "since" in v}
+            for mark in [*marks.values(), *starts.values()]:
                 parse_stamp(mark)
         except (KeyError, TypeError, ValueError):
             raise StateError(f"{self.path}: a watermark is not a UTC stamp; {_FIX}") from None
-        return marks
+        return marks, starts
 
     def get(self, source: str) -> str | None:
         return self.values.get(source)
 
+    def since(self, source: str) -> str | None:
+        """When this tool began watching `source` (its first watermark); None: not yet."""
+        return self.starts.get(source) or self.values.get(source)
+
     def save(self, source: str, stamp: str) -> None:
-        """Record `stamp` for `source` (never moving backwards) and write the file."""
+        """Record `stamp` for `source` (never moving backwards) and write the file; the
+        first stamp of a source is also its `since`."""
         current = self.values.get(source)
         if current is not None and parse_stamp(current) >= parse_stamp(stamp):
             return
+        self.starts.setdefault(source, current or stamp)
         self.values[source] = stamp
-        body = {"version": VERSION, "sources": {k: {"wm": v} for k, v in self.values.items()}}
+        body = {"version": VERSION, "sources": {k: self._entry(k) for k in self.values}}
         write_atomic(self.path, json.dumps(body, indent=2, sort_keys=True).encode() + b"\n")
+
+    def _entry(self, source: str) -> dict[str, str]:
+        mark = self.values[source]
+        since = self.starts.get(source, mark)
+        return {"wm": mark} if since == mark else {"wm": mark, "since": since}

@@ -24,6 +24,7 @@ def check(app: App, offline: bool, as_json: bool) -> None:
         delay_warnings,
         language_warnings,
         template_warnings,
+        whatsapp_warnings,
     )
     from x3twilio.state import usable
 
@@ -33,7 +34,12 @@ def check(app: App, offline: bool, as_json: bool) -> None:
     rules, sources = len(config.rules), len(config.used_sources())
     if not as_json:
         app.say(f"{config.file}: valid ({rules} rules over {sources} sources)")
-    warnings = [*template_warnings(config), *language_warnings(config), *delay_warnings(config)]
+    warnings = [
+        *template_warnings(config),
+        *language_warnings(config),
+        *delay_warnings(config),
+        *whatsapp_warnings(config),
+    ]
     for warning in warnings:
         if not app.quiet:
             click.echo(f"warning: {warning}", err=True)

@@ -31,6 +31,15 @@ class TwilioConfig:
     messaging_service_sid: str | None = field(
         default=None, metadata=about("a Messaging Service (`MG…`)", kind=str, shown="—")
     )
+    whatsapp_from: str | None = field(
+        default=None,
+        metadata=about(
+            "the WhatsApp sender (`whatsapp:+E164`) of `channel: whatsapp` rules; or the "
+            "Messaging Service",
+            kind=str,
+            shown="—",
+        ),
+    )
     api_key_sid: str | None = field(
         default=None,
         metadata=about(
@@ -42,6 +51,10 @@ class TwilioConfig:
     )
     api_url: str = field(
         default="https://api.twilio.com", metadata=about("changed only for the simulator")
+    )
+    content_url: str = field(  # WhatsApp templates: Twilio's Content API is another host
+        default="https://content.twilio.com",
+        metadata=about("the Content API (WhatsApp templates); changed only for the simulator"),
     )
     timeout: float = field(default=15.0, metadata=about("per request", **TIMEOUT))
     previous_auth_token: str | None = field(  # still accepted on webhooks during a rotation
@@ -348,8 +361,8 @@ class Config:
     )
     sources: Mapping[str, Source] = field(
         metadata=about(
-            "override `class`, `representation`, `key`, `timestamp`, `where`, `open_where`, "
-            "`partner`, `fields`, or declare a custom source",
+            "override `class`, `representation`, `key`, `timestamp`, `created`, `where`, "
+            "`open_where`, `partner`, `fields`, or declare a custom source",
             key="sources.NAME",
             shown="built-ins",
         )

@@ -32,7 +32,9 @@ def load_twilio(node: Node) -> TwilioConfig:
         messaging_service_sid=read(node, TwilioConfig, "messaging_service_sid"),
         api_key_sid=read(node, TwilioConfig, "api_key_sid"),
         api_key_secret=read(node, TwilioConfig, "api_key_secret"),
+        whatsapp_from=_whatsapp_sender(node),
         api_url=service_url(node, "api_url", declared(TwilioConfig, "api_url").default),
+        content_url=service_url(node, "content_url", declared(TwilioConfig, "content_url").default),
         timeout=read(node, TwilioConfig, "timeout"),
         previous_auth_token=read(node, TwilioConfig, "previous_auth_token") or None,
         voice_language=read(node, TwilioConfig, "voice_language"),
@@ -47,6 +49,17 @@ def load_twilio(node: Node) -> TwilioConfig:
         raise node.error("api_key_secret", "api_key_sid and api_key_secret go together")
     node.done()
     return twilio
+
+
+def _whatsapp_sender(node: Node) -> str | None:
+    """`whatsapp:+E164`, as Twilio's From wants it (a bare +E164 gains the prefix)."""
+    given = read(node, TwilioConfig, "whatsapp_from")
+    if given is None:
+        return None
+    number = given.strip().removeprefix("whatsapp:")
+    if not is_e164(number):
+        raise node.error("whatsapp_from", f"expected whatsapp:+E164 (a number), got {given!r}")
+    return f"whatsapp:{number}"
 
 
 def load_languages(root: Node) -> dict[str, str]:

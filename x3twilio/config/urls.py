@@ -12,6 +12,7 @@ from x3twilio.yamlnode import Node
 _CREDENTIALS = {
     "x3.url": "x3.user and x3.password (from the environment: ${X3_PASSWORD})",
     "twilio.api_url": "twilio.account_sid and twilio.auth_token",
+    "twilio.content_url": "twilio.account_sid and twilio.auth_token",
     "sendgrid.api_url": "sendgrid.api_key",
 }
 

@@ -23,6 +23,7 @@ from x3twilio.errors import ConfigError, TwilioError
 from x3twilio.model import Notification
 from x3twilio.senders.base import DIGEST_SEPARATOR
 from x3twilio.transport import Outcome, Retrier, never_connected, retry_after
+from x3twilio.whatsapp import REASONS as WHATSAPP_REASONS
 
 API_VERSION = "2010-04-01"
 OPTED_OUT = 21610
@@ -50,6 +51,8 @@ CODES: dict[int, Outcome] = {
     21701: _ACCOUNT,  # the Messaging Service does not exist, or is another account's
     21705: _ACCOUNT,  # the Messaging Service SID is invalid
     30002: _ACCOUNT,  # account suspended (§3.1; reported after queueing)
+    63007: _ACCOUNT,  # WhatsApp: From is not a WhatsApp sender of the account
+    21910: _ACCOUNT,  # From and To of different channels (an SMS From to a WhatsApp To)
     # -- refused for now, never processed: this notification again after a backoff --
     20429: _LATER,  # too many concurrent requests (§3.1: "always safe to retry")
     30001: _LATER,  # queue overflow (§3.1; reported after queueing)
@@ -70,9 +73,16 @@ CODES: dict[int, Outcome] = {
     21614: _REFUSED,  # SMS: To is not a mobile number
     21617: _REFUSED,  # body over 1600 characters
     21635: _REFUSED,  # To is a landline
+    # WhatsApp and Content templates: the rule's template, or the window, is to fix
+    63016: _REFUSED,  # free text outside WhatsApp's 24-hour window: a template was needed
+    63003: _REFUSED,  # WhatsApp: To is not a WhatsApp user
+    21654: _REFUSED,  # ContentVariables without a ContentSid
+    21655: _REFUSED,  # ContentSid is not a Content template of the account
+    21656: _REFUSED,  # ContentVariables are not what the template takes
 }
-# What the operator should check, for the account-level refusals.
+# What the operator should check: the account-level refusals, and WhatsApp's.
 _HINTS = {
+    **WHATSAPP_REASONS,
     10001: "the Twilio account is not active (suspended): see its Console",
     20005: "the Twilio account is not active (suspended, closed or out of funds): see its Console",
     20008: "test credentials cannot send for real nor look messages up: use the live account",
