@@ -3,8 +3,11 @@ language, and on another channel when a text does not arrive."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
+import pytest
 from babel.dates import format_date
 
 from tests.conftest import Env
@@ -51,22 +54,29 @@ def test_a_french_suppliers_contact_reads_french_and_a_british_one_english(env: 
     assert len(bodies) == 2
 
 
-def test_an_sms_that_ends_undelivered_is_followed_by_exactly_one_email(env: Env, shim) -> None:
+@pytest.fixture
+def mails(env: Env) -> Iterator[list[dict[str, Any]]]:
+    """SendGrid's simulator, and a configuration whose po-approved falls back to email."""
     with serve(SendGridSimulator()) as sendgrid:
         mail = {"api_key": sendgrid.app.api_key, "from_email": DEFAULT_SENDER}
         env.configure(rules=[WITH_FALLBACK], sendgrid={**mail, "api_url": sendgrid.url})
-        env.run("poll")
-        po = approve(env, "FR001")
-        env.next_second()
-        env.twilio.unreachable.add(FR001_TEXTED)  # a landline, a carrier block
-        env.run("poll")
-        assert [m["to"] for m in env.twilio.messages] == [FR001_TEXTED]
-        assert sendgrid.app.mails == []  # the text may still arrive: the email waits
-        env.twilio.deliver_callbacks()  # sent, then undelivered (30003)
-        env.run("ingest")
-        env.run("poll")
-        env.run("poll")
-        mails = sendgrid.app.mails
+        yield sendgrid.app.mails
+
+
+def test_an_sms_that_ends_undelivered_is_followed_by_exactly_one_email(
+    env: Env, shim: Any, mails: list[dict[str, Any]]
+) -> None:
+    env.run("poll")
+    po = approve(env, "FR001")
+    env.next_second()
+    env.twilio.unreachable.add(FR001_TEXTED)  # a landline, a carrier block
+    env.run("poll")
+    assert [m["to"] for m in env.twilio.messages] == [FR001_TEXTED]
+    assert mails == []  # the text may still arrive: the email waits
+    env.twilio.deliver_callbacks()  # sent, then undelivered (30003)
+    env.run("ingest")
+    env.run("poll")
+    env.run("poll")
     assert [m["subject"] for m in mails] == [f"Order {po['POHNUM']}"]
     records = [r for r in env.audit() if r.get("record") == po["POHNUM"]]
     sent = {r["channel"]: r for r in records if r["event"] == "notification.sent"}
@@ -75,18 +85,17 @@ def test_an_sms_that_ends_undelivered_is_followed_by_exactly_one_email(env: Env,
     assert "undelivered" in story and "email" in story and "sms" in story
 
 
-def test_a_text_that_arrives_drops_its_fallback(env: Env, shim) -> None:
-    with serve(SendGridSimulator()) as sendgrid:
-        mail = {"api_key": sendgrid.app.api_key, "from_email": DEFAULT_SENDER}
-        env.configure(rules=[WITH_FALLBACK], sendgrid={**mail, "api_url": sendgrid.url})
-        env.run("poll")
-        po = approve(env, "FR001")
-        env.next_second()
-        env.run("poll")
-        env.twilio.deliver_callbacks()  # sent, then delivered
-        env.run("ingest")
-        env.run("poll")
-        assert sendgrid.app.mails == []
+def test_a_text_that_arrives_drops_its_fallback(
+    env: Env, shim: Any, mails: list[dict[str, Any]]
+) -> None:
+    env.run("poll")
+    po = approve(env, "FR001")
+    env.next_second()
+    env.run("poll")
+    env.twilio.deliver_callbacks()  # sent, then delivered
+    env.run("ingest")
+    env.run("poll")
+    assert mails == []
     dropped = [
         r
         for r in env.audit()

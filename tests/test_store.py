@@ -130,3 +130,17 @@ def test_an_outbox_from_before_the_partner_column_opens_and_migrates(tmp_path: P
     assert [d.partner for d in migrated.due(T1)] == [""]
     migrated.add([], [note("PO2")], T1)
     assert {d.partner for d in migrated.due(T2)} == {"", "S:FR001"}
+
+
+def test_a_rebuilt_fallback_keeps_its_link_to_the_first_notification() -> None:
+    from x3twilio.recovery import _notifications
+
+    queued = {"event": "notification.queued", "ts": T0, "rule": "po", "source": "s"}
+    records = [
+        {**queued, "id": "n-1", "record": "PO1", "channel": "sms", "to": "+33698765432"},
+        {**queued, "id": "n-2", "record": "PO1", "channel": "email", "to": "a@example.com",
+         "fallback_of": "n-1"},
+    ]  # fmt: skip
+    rebuilt = dict(_notifications(records))
+    assert (rebuilt["n-1"].fallback_of, rebuilt["n-2"].fallback_of) == (None, "n-1")
+    assert rebuilt["n-2"].channel == "email"

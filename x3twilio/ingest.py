@@ -95,15 +95,7 @@ class Ingester:
 
     def run(self) -> IngestReport:
         report = self.report
-        with opened(
-            self.config,
-            report.run_id,
-            self.clock,
-            report.counts,
-            lambda: report.exit_code,
-            lock="ingest.lock",
-            command="ingest",
-        ) as run:
+        with opened(self.config, report, self.clock, lock="ingest.lock", command="ingest") as run:
             self.outbox, self.audit = run.outbox, run.audit
             counts = report.counts
             self.statuses = Statuses(self.outbox, self._audit, counts, self.clock)

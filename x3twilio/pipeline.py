@@ -121,15 +121,7 @@ class Poller:
     def _opened(self, command: str, body: Callable[[], None]) -> RunReport:
         report = self.report
         sources = [s.name for s in self.sources]
-        with opened(
-            self.config,
-            report.run_id,
-            self.clock,
-            report.counts,
-            lambda: report.exit_code,
-            command=command,
-            sources=sources,
-        ) as run:
+        with opened(self.config, report, self.clock, command=command, sources=sources) as run:
             self.outbox, self.audit = run.outbox, run.audit
             self.sink = Applied(run.outbox, run.audit, self._audit, report.counts, self.clock)
             body()

@@ -7,12 +7,14 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from x3twilio.audit import iso_ms
+from x3twilio.fallback import Fallback
 from x3twilio.locales import X3_LANGUAGES
 from x3twilio.model import Notification, notification_id
 from x3twilio.recipients import Target
 from x3twilio.rules import Rule
 from x3twilio.screening import MAX_BODY
 from x3twilio.sources import Record
+from x3twilio.templates import Template
 from x3twilio.whatsapp import content_of
 
 
@@ -59,27 +61,27 @@ def decide(
         )
         out.append(first)
         if rule.fallback and target.fallback:
-            out.append(_fallback(rule, first, record, target.fallback, now, languages))
+            text = rule.text_for(*target.fallback.languages, table=languages)
+            out.append(_fallback(rule.fallback, first, record, target.fallback, text, now))
     return out
 
 
 def _fallback(
-    rule: Rule,
+    fallback: Fallback,
     first: Notification,
     record: Record,
     target: Target,
+    text: tuple[Template, Template | None, str | None],
     now: datetime,
-    languages: Mapping[str, str],
 ) -> Notification:
-    """`first`'s stand-in on the fallback channel: at once if `first` is skipped, else once
-    `after` has passed with no receipt (or sooner, when `first` fails or is undelivered)."""
-    fallback = rule.fallback
-    assert fallback is not None
-    template, _, locale = rule.text_for(*target.languages, table=languages)
+    """`first`'s stand-in on the fallback channel, in `text` (the rule's, in the target's
+    language): at once if `first` is skipped, else once `after` has passed with no receipt
+    (or sooner, when `first` fails or is undelivered)."""
+    template, _, locale = text
     wait = timedelta(seconds=0 if first.status == "skipped" else fallback.after)
     return Notification(
         notification_id(first.id, "fallback", fallback.channel, target.identity),
-        rule.name,
+        first.rule,
         record.source.name,
         record.key,
         fallback.channel,

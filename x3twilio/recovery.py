@@ -129,6 +129,7 @@ def _notifications(records: Iterable[dict[str, Any]]) -> Iterator[tuple[str, Not
                 in_flight_since=str(rec.get("ts")),
                 created=str(rec.get("ts")),
                 partner=str(rec.get("partner") or ""),
+                fallback_of=str(rec["fallback_of"]) if rec.get("fallback_of") else None,
             )
         latest[nid] = _apply(known, event, rec)
     yield from latest.items()

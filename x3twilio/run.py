@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from x3twilio.audit import AuditLog, log_line
 from x3twilio.config import Config
@@ -23,33 +23,42 @@ class Run:
     audit: AuditLog
 
 
+class Report(Protocol):
+    """What a run reports: poll's and replay's RunReport, ingest's IngestReport."""
+
+    run_id: str
+    counts: Counts
+
+    @property
+    def exit_code(self) -> ExitCode: ...
+
+
 @contextmanager
 def opened(
     config: Config,
-    run_id: str,
+    report: Report,
     clock: Callable[[], datetime],
-    counts: Counts,
-    exit_code: Callable[[], ExitCode],
     *,
     lock: str = LOCK,
     **started: Any,
 ) -> Iterator[Run]:
     """Hold `lock` for the run and give it the outbox and the audit trail. run.finished tells
-    `counts` and the exit code; a remote failure that ends the run early is told as its error."""
+    the report's counts and exit code; a remote failure that ends the run early is told as
+    its error."""
     with run_lock(config.state_dir, name=lock):
         outbox = Outbox(config.state_dir)
         mirror = log_line if config.monitoring.json_logs else None
-        audit = AuditLog(config.state_dir, run_id, clock, mirror=mirror)
+        audit = AuditLog(config.state_dir, report.run_id, clock, mirror=mirror)
         try:
             audit.write("run.started", **started)
             try:
                 yield Run(outbox, audit)
             except RemoteError as exc:
-                audit.write(
-                    "run.finished", counts=dict(counts), error=str(exc), exit_code=exc.exit_code
-                )
+                counts = dict(report.counts)
+                audit.write("run.finished", counts=counts, error=str(exc), exit_code=exc.exit_code)
                 raise
-            audit.write("run.finished", counts=dict(counts), error=None, exit_code=exit_code())
+            counts = dict(report.counts)
+            audit.write("run.finished", counts=counts, error=None, exit_code=report.exit_code)
         finally:
             audit.close()
             outbox.close()

@@ -208,11 +208,7 @@ class TwilioSender(_TwilioApi):
         )
 
     def _create(self, n: Notification, validity_period: int | None = None) -> str:
-        form = {"To": n.to, "Body": n.body, "StatusCallback": self.status_callback(n.id)}
-        if self.config.messaging_service_sid:
-            form["MessagingServiceSid"] = self.config.messaging_service_sid
-        if self.config.from_number:
-            form["From"] = self.config.from_number
+        form = self._form(n)
         if validity_period is not None:
             form["ValidityPeriod"] = str(validity_period)
         body = self._call("POST", f"{self.account_url}/Messages.json", data=form)
@@ -222,6 +218,15 @@ class TwilioSender(_TwilioApi):
                 "created a message but sent back no sid", outcome=Outcome.MAYBE_SENT
             )
         return sid
+
+    def _form(self, n: Notification) -> dict[str, str]:
+        """The message's parameters: to whom, what, from which sender."""
+        form = {"To": n.to, "Body": n.body, "StatusCallback": self.status_callback(n.id)}
+        if self.config.messaging_service_sid:
+            form["MessagingServiceSid"] = self.config.messaging_service_sid
+        if self.config.from_number:
+            form["From"] = self.config.from_number
+        return form
 
     def find_sent(self, n: Notification, since: datetime) -> str | None:
         """The SID of a message to n.to carrying n.body created since `since`, if any.

@@ -50,7 +50,8 @@ class TwilioWhatsAppSender(TwilioSender):
         super().__init__(config, public_url, session, retrier)
         self.last_inbound, self.is_known, self.clock = last_inbound, is_known, clock
 
-    def _create(self, n: Notification, validity_period: int | None = None) -> str:
+    def _form(self, n: Notification) -> dict[str, str]:
+        """Free text within the 24-hour window, else the template; from the WhatsApp sender."""
         if not (self.config.whatsapp_from or self.config.messaging_service_sid):
             raise TwilioApiError(NO_SENDER, outcome=Outcome.ACCOUNT)  # nothing was posted
         form = {"To": address(n.to), "StatusCallback": self.status_callback(n.id)}
@@ -59,15 +60,7 @@ class TwilioWhatsAppSender(TwilioSender):
             form["MessagingServiceSid"] = self.config.messaging_service_sid
         if self.config.whatsapp_from:
             form["From"] = self.config.whatsapp_from
-        if validity_period is not None:
-            form["ValidityPeriod"] = str(validity_period)
-        body = self._call("POST", f"{self.account_url}/Messages.json", data=form)
-        sid = body.get("sid")
-        if not isinstance(sid, str):
-            raise TwilioApiError(
-                "created a message but sent back no sid", outcome=Outcome.MAYBE_SENT
-            )
-        return sid
+        return form
 
     def find_sent(self, n: Notification, since: datetime) -> str | None:
         """The SID of a message to n.to created since `since`: one carrying n.body, or, for
