@@ -255,15 +255,18 @@ class Poller:
     ) -> list[Notification]:
         """What `record` calls for (created since `since`, for `on: created` rules); its
         addresses are read from X3 only for the rules it fires."""
-        partner = self.recipients.partner_key(record)
+        fired = matching(rules, record, self.x3_now().date(), since)
+        if not fired:  # most records changed for another reason: nothing else to work out
+            return []
+        partner, now = self.recipients.partner_key(record), self.clock()
         return [
             n
-            for rule in matching(rules, record, self.x3_now().date(), since)
+            for rule in fired
             for n in decide(
                 rule,
                 record,
                 self.recipients.of(rule, record),
-                self.clock(),
+                now,
                 partner=partner,
                 languages=self.config.languages,
             )
