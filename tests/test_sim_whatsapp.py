@@ -14,6 +14,7 @@ import pytest
 import requests
 from twilio.rest import Client
 
+from tests.test_sim_twilio import Clock, Swap
 from x3twilio.signature import validate_signature
 from x3twilio.simulators import RunningServer, read_body, respond, serve
 from x3twilio.simulators.twilio import TwilioSimulator
@@ -33,25 +34,6 @@ WINDOW_TEXT = (
 
 
 # -- fixtures ---------------------------------------------------------------------------
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2024, 5, 2, 9, 30, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Swap:
-    """Serves whichever app a test installs: one server per module, a fresh app per test."""
-
-    app: Any = None
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        return self.app(environ, start_response)
 
 
 @dataclass

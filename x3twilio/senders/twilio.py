@@ -222,11 +222,14 @@ class TwilioSender(_TwilioApi):
     def _form(self, n: Notification) -> dict[str, str]:
         """The message's parameters: to whom, what, from which sender."""
         form = {"To": n.to, "Body": n.body, "StatusCallback": self.status_callback(n.id)}
+        return form | self._sender(self.config.from_number)
+
+    def _sender(self, from_: str | None) -> dict[str, str]:
+        """Who sends, as configured: the number `from_`, the Messaging Service, or both."""
+        sender = {"From": from_} if from_ else {}
         if self.config.messaging_service_sid:
-            form["MessagingServiceSid"] = self.config.messaging_service_sid
-        if self.config.from_number:
-            form["From"] = self.config.from_number
-        return form
+            sender["MessagingServiceSid"] = self.config.messaging_service_sid
+        return sender
 
     def find_sent(self, n: Notification, since: datetime) -> str | None:
         """The SID of a message to n.to carrying n.body created since `since`, if any.

@@ -56,11 +56,7 @@ class TwilioWhatsAppSender(TwilioSender):
             raise TwilioApiError(NO_SENDER, outcome=Outcome.ACCOUNT)  # nothing was posted
         form = {"To": address(n.to), "StatusCallback": self.status_callback(n.id)}
         form |= message_fields(n, self.last_inbound(n.to), self.clock())
-        if self.config.messaging_service_sid:
-            form["MessagingServiceSid"] = self.config.messaging_service_sid
-        if self.config.whatsapp_from:
-            form["From"] = self.config.whatsapp_from
-        return form
+        return form | self._sender(self.config.whatsapp_from)
 
     def find_sent(self, n: Notification, since: datetime) -> str | None:
         """The SID of a message to n.to created since `since`: one carrying n.body, or, for
