@@ -18,8 +18,9 @@ from x3twilio.yamlnode import Node
 # language key -> (message, subject) of a rule, in the file's order.
 Texts = dict[str, tuple[Template, Template | None]]
 
-# The X3 codes every folder ships with, and the language and country they stand for (the
-# X3 fixture describes ENG as "English - British").
+# X3's usual language codes and the language and country they stand for. Only ENG's meaning
+# is confirmed by a real folder ("English - British"); a folder whose codes differ says so
+# in `languages:`, which overrides this table.
 X3_LANGUAGES: Mapping[str, str] = {
     "ENG": "en_GB",
     "FRA": "fr_FR",
