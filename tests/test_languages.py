@@ -12,31 +12,16 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.test_rules import PO
+from tests.test_rules import rule as rules_of
 from x3twilio.builtin_sources import BUILTIN
 from x3twilio.config import load_config
 from x3twilio.doctor import language_warnings, placeholder_differences, template_warnings
 from x3twilio.errors import ConfigError
 from x3twilio.locales import X3_LANGUAGES, canonical, choose
-from x3twilio.rules import load_rules
 from x3twilio.sources import decode
 from x3twilio.templates import compile_template
-from x3twilio.yamlnode import Node
 
-PO = {
-    "POHNUM": "POFR0110113",
-    "BPSNUM": "FR001",
-    "ORDDAT": "2026-11-20",
-    "CPY": "FR10",
-    "CUR": "EUR",
-    "APPFLG": 3,
-    "CLEFLG": False,
-    "RCPFLG": 1,
-    "INVFLG": 1,
-    "TOTORD": 1250.5,
-    "TTVORD": 1500.6,
-    "EXTRCPDAT1": "2026-12-04",
-    "UPDDATTIM": "2026-11-26T09:14:07Z",
-}
 KINDS = {"expected_date": "date", "total": "decimal", "order_number": "text"}
 VALUES = {"expected_date": date(2026, 12, 4), "total": Decimal("1250.5"), "order_number": "PO1"}
 BY_LANGUAGE = {
@@ -46,16 +31,7 @@ BY_LANGUAGE = {
 
 
 def rule(**spec: Any) -> Any:
-    base = {
-        "name": "r",
-        "source": "purchase_orders",
-        "to": ["supplier"],
-        "when": {"approval": "approved"},
-        "message": "x",
-    }
-    base.update(spec)
-    node = Node("rules.yaml", "", {"rules": [base]})
-    return load_rules(node, BUILTIN, {})[0]
+    return rules_of(**{"when": {"approval": "approved"}, **spec})
 
 
 def render(text: str, locale: str | None) -> str:

@@ -15,10 +15,8 @@ from x3twilio.model import CHANNELS, Channel, is_channel
 from x3twilio.templates import Template, TemplateError, compile_template
 from x3twilio.yamlnode import Node
 
-# What a delivery receipt says about a notification that did not arrive, and did.
-NOT_ARRIVED = ("undelivered", "failed", "canceled", "busy", "no-answer")
-ARRIVED = ("delivered", "read", "completed")
-RECEIPTS = ("sms", "whatsapp", "voice")  # channels Twilio tells the outcome of
+# Which receipts say arrived or not, and which channels have them: outbox_sql.ARRIVED and
+# NOT_ARRIVED, the queries that act on them.
 KEYS = ("channel", "after", "subject")
 
 
